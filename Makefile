@@ -1,0 +1,81 @@
+# checkpoint-agent and its test suite.
+#
+#   make                 build agent/checkpoint-agent
+#   make test            install what is missing, build, run every suite
+#   make sanitize        build with ASan+UBSan and run the agent's suites with it
+#   make valgrind        run the unit tests and a migrate/verify cycle under valgrind
+#   make lint            cppcheck, clang-tidy and shellcheck
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= /etc/systemd/system
+DESTDIR     ?=
+
+CC          ?= cc
+PKGS        := libpq libconfig libsystemd
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS      ?= -O2 -g
+ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
+               -DAGENT_VERSION='"$(VERSION)"' -Iagent
+LDLIBS      := $(PKG_LIBS) -lpthread -lm
+
+SRCS        := $(wildcard agent/*.c)
+SRCS        := $(filter-out agent/sql_embed.c,$(SRCS)) agent/sql_embed.c
+LIB_SRCS    := $(filter-out agent/main.c,$(SRCS))
+SQL_FILES   := $(sort $(wildcard sql/*/*.sql))
+UNIT_SRCS   := $(wildcard tests/unit/*.c)
+
+.PHONY: all test deps sanitize valgrind lint install uninstall clean
+
+all: agent/checkpoint-agent tests/unit/run-unit
+
+agent/sql_embed.c: $(SQL_FILES) agent/gen-sql-embed.sh
+	sh agent/gen-sql-embed.sh sql > $@.tmp && mv $@.tmp $@
+
+agent/checkpoint-agent: $(SRCS) $(wildcard agent/*.h) VERSION
+	$(CC) $(ALL_CFLAGS) -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
+
+tests/unit/run-unit: $(UNIT_SRCS) $(LIB_SRCS) $(wildcard agent/*.h) VERSION
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_SRCS) $(LDFLAGS) $(LDLIBS)
+
+deps:
+	tests/install-deps.sh
+
+test: deps
+	$(MAKE) all
+	tests/run.sh $(SUITES)
+
+sanitize: deps
+	$(MAKE) clean
+	$(MAKE) all CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all'
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		tests/run.sh unit t0 t1 t3
+	$(MAKE) clean
+
+valgrind: all
+	tests/valgrind.sh
+
+lint: agent/sql_embed.c
+	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
+		--std=c11 --inline-suppr --suppress=missingIncludeSystem -Iagent agent tests/unit
+	clang-tidy --quiet $(SRCS) -- -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) -DAGENT_VERSION='"lint"' -Iagent
+	shellcheck -x tests/*.sh tests/lib/*.sh $(wildcard provision/*.sh provision/lib/*.sh bench/*.sh) agent/gen-sql-embed.sh
+
+install: agent/checkpoint-agent
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent
+	install -m 0755 agent/checkpoint-agent $(DESTDIR)$(BINDIR)/checkpoint-agent
+	install -m 0644 agent/agent.conf.example $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent/agent.conf.example
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/checkpoint-agent
+	rm -f $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent/agent.conf.example
+
+clean:
+	rm -f agent/checkpoint-agent agent/sql_embed.c agent/sql_embed.c.tmp tests/unit/run-unit

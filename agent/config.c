@@ -1,0 +1,315 @@
+/*
+ * config.c: reads the libconfig file. Unknown settings are refused, so a typo
+ * is never silently ignored; wrong types and values name the file and line.
+ */
+#include "config.h"
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->uri = xstrdup("postgresql://ai_agent@localhost:5432/langgraph_checkpoints");
+	c->password_file = xstrdup("");
+	c->connect_timeout = 5;
+	c->statement_timeout = 5000;
+	c->application_name = xstrdup("checkpoint-agent");
+	c->sets = xcalloc(1, sizeof(char *));
+	c->sets[0] = xstrdup("langgraph");
+	c->nsets = 1;
+	c->schema = xstrdup("public");
+	c->agentos_schema = xstrdup("agentos");
+	c->agent_schema = xstrdup("checkpoint_agent");
+	c->lock_timeout = 60;
+	c->pool_size = 20;
+	c->pool_instances = 1;
+	c->interval = 30;
+	c->startup_timeout = 300;
+	c->state_file = xstrdup("/var/lib/checkpoint-agent/state");
+	c->metrics_file = xstrdup("");
+	c->data_directory = xstrdup("");
+
+	c->checks = (struct check_thresholds){
+		.connect_warn_ms = 1000, .connect_crit_ms = 4000,
+		.query_warn_ms = 200, .query_crit_ms = 1000,
+		.idle_in_xact_warn_s = 60, .idle_in_xact_crit_s = 300,
+		.xact_age_warn_s = 300, .xact_age_crit_s = 1800,
+		.lock_waits_warn = 1, .lock_waits_crit = 5,
+		.disk_free_warn_pct = 20, .disk_free_crit_pct = 10,
+		.inodes_free_warn_pct = 20, .inodes_free_crit_pct = 10,
+		.pool_usage_warn_pct = 80, .pool_usage_crit_pct = 95,
+		.wraparound_warn = 500000000LL, .wraparound_crit = 1000000000LL,
+		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
+	};
+}
+
+void config_free(struct config *c)
+{
+	free(c->path);
+	free(c->uri);
+	free(c->password_file);
+	free(c->application_name);
+	for (size_t i = 0; i < c->nsets; i++)
+		free(c->sets[i]);
+	free(c->sets);
+	free(c->schema);
+	free(c->agentos_schema);
+	free(c->agent_schema);
+	free(c->state_file);
+	free(c->metrics_file);
+	free(c->data_directory);
+	memset(c, 0, sizeof(*c));
+}
+
+bool config_has_set(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nsets; i++)
+		if (strcmp(c->sets[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* A setting's description, and where its value goes. */
+enum kind { K_STRING, K_INT, K_INT64, K_SETS };
+
+struct option {
+	const char *group;
+	const char *name;
+	enum kind kind;
+	size_t offset;
+	long long min, max;
+};
+
+#define OFF(field) offsetof(struct config, field)
+#define CHK(field) (offsetof(struct config, checks) + offsetof(struct check_thresholds, field))
+
+static const struct option options[] = {
+	{ "database", "uri", K_STRING, OFF(uri), 0, 0 },
+	{ "database", "password_file", K_STRING, OFF(password_file), 0, 0 },
+	{ "database", "connect_timeout", K_INT, OFF(connect_timeout), 1, 3600 },
+	{ "database", "statement_timeout", K_INT, OFF(statement_timeout), 10, 3600000 },
+	{ "database", "application_name", K_STRING, OFF(application_name), 0, 0 },
+	{ "migrations", "sets", K_SETS, OFF(sets), 0, 0 },
+	{ "migrations", "schema", K_STRING, OFF(schema), 0, 0 },
+	{ "migrations", "agentos_schema", K_STRING, OFF(agentos_schema), 0, 0 },
+	{ "migrations", "agent_schema", K_STRING, OFF(agent_schema), 0, 0 },
+	{ "migrations", "lock_timeout", K_INT, OFF(lock_timeout), 0, 86400 },
+	{ "pool", "size", K_INT, OFF(pool_size), 1, 100000 },
+	{ "pool", "instances", K_INT, OFF(pool_instances), 1, 100000 },
+	{ "service", "interval", K_INT, OFF(interval), 1, 86400 },
+	{ "service", "startup_timeout", K_INT, OFF(startup_timeout), 1, 86400 },
+	{ "service", "state_file", K_STRING, OFF(state_file), 0, 0 },
+	{ "service", "metrics_file", K_STRING, OFF(metrics_file), 0, 0 },
+	{ "service", "data_directory", K_STRING, OFF(data_directory), 0, 0 },
+	{ "checks", "connect_warn_ms", K_INT, CHK(connect_warn_ms), 1, 3600000 },
+	{ "checks", "connect_crit_ms", K_INT, CHK(connect_crit_ms), 1, 3600000 },
+	{ "checks", "query_warn_ms", K_INT, CHK(query_warn_ms), 1, 3600000 },
+	{ "checks", "query_crit_ms", K_INT, CHK(query_crit_ms), 1, 3600000 },
+	{ "checks", "idle_in_transaction_warn", K_INT, CHK(idle_in_xact_warn_s), 1, 864000 },
+	{ "checks", "idle_in_transaction_crit", K_INT, CHK(idle_in_xact_crit_s), 1, 864000 },
+	{ "checks", "transaction_age_warn", K_INT, CHK(xact_age_warn_s), 1, 864000 },
+	{ "checks", "transaction_age_crit", K_INT, CHK(xact_age_crit_s), 1, 864000 },
+	{ "checks", "lock_waits_warn", K_INT, CHK(lock_waits_warn), 1, 100000 },
+	{ "checks", "lock_waits_crit", K_INT, CHK(lock_waits_crit), 1, 100000 },
+	{ "checks", "disk_free_warn_pct", K_INT, CHK(disk_free_warn_pct), 0, 100 },
+	{ "checks", "disk_free_crit_pct", K_INT, CHK(disk_free_crit_pct), 0, 100 },
+	{ "checks", "inodes_free_warn_pct", K_INT, CHK(inodes_free_warn_pct), 0, 100 },
+	{ "checks", "inodes_free_crit_pct", K_INT, CHK(inodes_free_crit_pct), 0, 100 },
+	{ "checks", "pool_usage_warn_pct", K_INT, CHK(pool_usage_warn_pct), 1, 1000 },
+	{ "checks", "pool_usage_crit_pct", K_INT, CHK(pool_usage_crit_pct), 1, 1000 },
+	{ "checks", "wraparound_warn", K_INT64, CHK(wraparound_warn), 1, 2147483647LL },
+	{ "checks", "wraparound_crit", K_INT64, CHK(wraparound_crit), 1, 2147483647LL },
+	{ "checks", "growth_warn_mb", K_INT64, CHK(growth_warn_mb), 1, 1LL << 40 },
+	{ "checks", "growth_crit_mb", K_INT64, CHK(growth_crit_mb), 1, 1LL << 40 },
+};
+
+static const char *const known_sets[] = { "langgraph", "langgraph-store", "agentos" };
+
+static int config_fail(const char *file, const config_setting_t *s, const char *fmt, const char *what)
+{
+	log_error("%s:%d: %s: %s", file, s ? config_setting_source_line(s) : 0, what, fmt);
+	return EXIT_CONFIG;
+}
+
+static int read_sets(const char *file, const config_setting_t *s, struct config *c)
+{
+	int n = config_setting_length(s);
+
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
+		return config_fail(file, s, "must be a list of set names, e.g. [ \"langgraph\" ]", "sets");
+	if (n == 0)
+		return config_fail(file, s, "names no set; name at least one", "sets");
+	for (size_t i = 0; i < c->nsets; i++)
+		free(c->sets[i]);
+	free(c->sets);
+	c->sets = xcalloc((size_t)n, sizeof(char *));
+	c->nsets = 0;
+	for (int i = 0; i < n; i++) {
+		const char *name = config_setting_get_string_elem(s, i);
+		bool known = false;
+
+		if (name == NULL)
+			return config_fail(file, s, "every element must be a string", "sets");
+		for (size_t k = 0; k < sizeof(known_sets) / sizeof(known_sets[0]); k++)
+			known = known || strcmp(name, known_sets[k]) == 0;
+		if (!known) {
+			log_error("%s:%d: sets: unknown set \"%s\"; the sets are langgraph, langgraph-store and agentos",
+				  file, config_setting_source_line(s), name);
+			return EXIT_CONFIG;
+		}
+		c->sets[c->nsets++] = xstrdup(name);
+	}
+	return 0;
+}
+
+static int read_option(const char *file, const config_setting_t *s, const struct option *o, struct config *c)
+{
+	char *base = (char *)c;
+
+	switch (o->kind) {
+	case K_STRING: {
+		const char *v = config_setting_get_string(s);
+		char **dst = (char **)(base + o->offset);
+
+		if (v == NULL)
+			return config_fail(file, s, "must be a string in double quotes", o->name);
+		free(*dst);
+		*dst = xstrdup(v);
+		return 0;
+	}
+	case K_INT:
+	case K_INT64: {
+		long long v;
+		char *msg;
+
+		if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
+			return config_fail(file, s, "must be a whole number", o->name);
+		v = config_setting_get_int64(s);
+		if (v < o->min || v > o->max) {
+			msg = xasprintf("must be between %lld and %lld", o->min, o->max);
+			config_fail(file, s, msg, o->name);
+			free(msg);
+			return EXIT_CONFIG;
+		}
+		if (o->kind == K_INT)
+			*(int *)(base + o->offset) = (int)v;
+		else
+			*(long long *)(base + o->offset) = v;
+		return 0;
+	}
+	case K_SETS:
+		return read_sets(file, s, c);
+	}
+	return EXIT_CONFIG;
+}
+
+static const struct option *find_option(const char *group, const char *name)
+{
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+		if (strcmp(options[i].group, group) == 0 && strcmp(options[i].name, name) == 0)
+			return &options[i];
+	return NULL;
+}
+
+static bool known_group(const char *name)
+{
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+		if (strcmp(options[i].group, name) == 0)
+			return true;
+	return false;
+}
+
+/* Every setting in the file must be one we know. */
+static int read_groups(const char *file, const config_setting_t *root, struct config *c)
+{
+	int ngroups = config_setting_length(root);
+
+	for (int g = 0; g < ngroups; g++) {
+		const config_setting_t *grp = config_setting_get_elem(root, (unsigned)g);
+		const char *gname = config_setting_name(grp);
+
+		if (gname == NULL || !known_group(gname) || !config_setting_is_group(grp)) {
+			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service and checks",
+				  file, config_setting_source_line(grp), gname ? gname : "?");
+			return EXIT_CONFIG;
+		}
+		for (int i = 0; i < config_setting_length(grp); i++) {
+			const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+			const struct option *o = find_option(gname, config_setting_name(s));
+			int rc;
+
+			if (o == NULL) {
+				log_error("%s:%d: unknown setting \"%s.%s\"; see agent.conf.example for the settings",
+					  file, config_setting_source_line(s), gname, config_setting_name(s));
+				return EXIT_CONFIG;
+			}
+			if ((rc = read_option(file, s, o, c)) != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Threshold pairs must be ordered: WARNING comes before CRITICAL. */
+static int check_consistency(const char *file, struct config *c)
+{
+	const struct check_thresholds *t = &c->checks;
+
+	if (t->connect_warn_ms > t->connect_crit_ms || t->query_warn_ms > t->query_crit_ms ||
+	    t->idle_in_xact_warn_s > t->idle_in_xact_crit_s || t->xact_age_warn_s > t->xact_age_crit_s ||
+	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
+	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||
+	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
+	    t->growth_warn_mb > t->growth_crit_mb) {
+		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
+			  "warnings must come first (for free space: warn above crit)", file);
+		return EXIT_CONFIG;
+	}
+	return 0;
+}
+
+int config_load(const char *path, bool explicit, struct config *c)
+{
+	config_t lc;
+	const char *env;
+	int rc;
+
+	config_defaults(c);
+	env = getenv("CHECKPOINT_DB_URI");
+
+	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT) {
+		log_debug("%s does not exist: using built-in defaults", path);
+		rc = 0;
+	} else {
+		config_init(&lc);
+		if (config_read_file(&lc, path) != CONFIG_TRUE) {
+			if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+				log_error("%s:0: cannot read the config file: %s; check the path given with -c",
+					  path, strerror(errno));
+			else
+				log_error("%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
+					  config_error_line(&lc), config_error_text(&lc));
+			config_destroy(&lc);
+			return EXIT_CONFIG;
+		}
+		rc = read_groups(path, config_root_setting(&lc), c);
+		config_destroy(&lc);
+		if (rc == 0)
+			rc = check_consistency(path, c);
+		if (rc != 0)
+			return rc;
+		c->path = xstrdup(path);
+	}
+	if (env != NULL && *env != '\0') {
+		free(c->uri);
+		c->uri = xstrdup(env);
+	}
+	return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * config.h: the agent's settings, from a libconfig file and the environment.
+ * Every setting has a default; agent.conf.example documents each one.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/checkpoint-agent/agent.conf"
+
+/* Thresholds of the health checks: WARNING at *_warn, CRITICAL at *_crit. */
+struct check_thresholds {
+	int connect_warn_ms, connect_crit_ms;
+	int query_warn_ms, query_crit_ms;
+	int idle_in_xact_warn_s, idle_in_xact_crit_s;
+	int xact_age_warn_s, xact_age_crit_s;
+	int lock_waits_warn, lock_waits_crit;
+	int disk_free_warn_pct, disk_free_crit_pct;
+	int inodes_free_warn_pct, inodes_free_crit_pct;
+	int pool_usage_warn_pct, pool_usage_crit_pct;
+	long long wraparound_warn, wraparound_crit;
+	long long growth_warn_mb, growth_crit_mb;	/* table growth per check run */
+};
+
+struct config {
+	char *path;			/* the file read, or NULL for built-in defaults */
+
+	/* database */
+	char *uri;
+	char *password_file;
+	int connect_timeout;		/* seconds */
+	int statement_timeout;		/* milliseconds */
+	char *application_name;
+
+	/* migrations */
+	char **sets;
+	size_t nsets;
+	char *schema;			/* of the langgraph sets */
+	char *agentos_schema;
+	char *agent_schema;		/* ledger, heartbeat */
+	int lock_timeout;		/* seconds */
+
+	/* the application's pools */
+	int pool_size;
+	int pool_instances;
+
+	/* service */
+	int interval;			/* seconds between check cycles */
+	int startup_timeout;		/* seconds */
+	char *state_file;
+	char *metrics_file;
+	char *data_directory;
+
+	struct check_thresholds checks;
+};
+
+/*
+ * Loads PATH into CFG. EXPLICIT says the user named the file: then a missing
+ * file is an error; otherwise a missing default file means built-in
+ * defaults. Returns 0, or EXIT_CONFIG after logging "file:line: message".
+ */
+int config_load(const char *path, bool explicit, struct config *cfg);
+void config_defaults(struct config *cfg);
+void config_free(struct config *cfg);
+bool config_has_set(const struct config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,208 @@
+/*
+ * db.c: the one place that builds connection parameters. The password file
+ * is checked like libpq checks .pgpass: a file that others can read is
+ * refused, since the password would no longer be a secret.
+ */
+#include "db.h"
+#include "agent.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Reads the first line of FILE into *pw. Returns 0 or EXIT_CONFIG, with *why set. */
+static int read_password_file(const char *file, char **pw, char **why)
+{
+	struct stat st;
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	*pw = NULL;
+	f = fopen(file, "r");
+	if (f == NULL) {
+		*why = xasprintf("cannot open the password file %s: %s; check database.password_file "
+				 "and that this user may read it", file, strerror(errno));
+		return EXIT_CONFIG;
+	}
+	if (fstat(fileno(f), &st) == -1 || (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP))) {
+		fclose(f);
+		*why = xasprintf("the password file %s can be read or written by others; "
+				 "make it 0600 or 0640 (chmod 0640 %s)", file, file);
+		return EXIT_CONFIG;
+	}
+	n = getline(&line, &cap, f);
+	fclose(f);
+	if (n <= 0) {
+		free(line);
+		*why = xasprintf("the password file %s is empty", file);
+		return EXIT_CONFIG;
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	*pw = line;
+	return 0;
+}
+
+static void wipe_free(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
+{
+	const char *keys[8], *vals[8];
+	char timeout[16], *options, *pw = NULL;
+	PGconn *conn;
+	int k = 0;
+
+	*why = NULL;
+	if (cfg->password_file[0] != '\0' && (*rc = read_password_file(cfg->password_file, &pw, why)) != 0)
+		return NULL;
+	snprintf(timeout, sizeof(timeout), "%d", cfg->connect_timeout);
+	options = xasprintf("-c statement_timeout=%d", cfg->statement_timeout);
+	keys[k] = "dbname", vals[k++] = cfg->uri;
+	keys[k] = "connect_timeout", vals[k++] = timeout;
+	keys[k] = "application_name", vals[k++] = cfg->application_name;
+	keys[k] = "options", vals[k++] = options;
+	if (pw != NULL)
+		keys[k] = "password", vals[k++] = pw;
+	keys[k] = NULL, vals[k] = NULL;
+
+	conn = PQconnectdbParams(keys, vals, 1);
+	wipe_free(pw);
+	free(options);
+	if (conn == NULL) {
+		*why = xstrdup("libpq could not allocate a connection");
+		*rc = EXIT_UNREACHABLE;
+		return NULL;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char *msg = xstrdup(PQerrorMessage(conn));
+		size_t len = strlen(msg);
+
+		while (len > 0 && msg[len - 1] == '\n')
+			msg[--len] = '\0';
+		*why = xasprintf("cannot connect to %s: %s", cfg->uri, msg);
+		free(msg);
+		PQfinish(conn);
+		*rc = EXIT_UNREACHABLE;
+		return NULL;
+	}
+	*rc = 0;
+	return conn;
+}
+
+PGconn *db_connect(const struct config *cfg, int *rc)
+{
+	char *why = NULL;
+	PGconn *conn = db_connect_quiet(cfg, rc, &why);
+
+	if (conn == NULL) {
+		log_error("%s", why);
+		if (*rc == EXIT_UNREACHABLE)
+			log_error("check that PostgreSQL runs, that the address, role and database in "
+				  "database.uri (or CHECKPOINT_DB_URI) are right, and that pg_hba.conf admits this client");
+		free(why);
+	}
+	return conn;
+}
+
+char *db_describe(PGconn *conn)
+{
+	const char *host = PQhost(conn);
+
+	return xasprintf("%s@%s:%s/%s", PQuser(conn), host && *host ? host : "localhost",
+			 PQport(conn), PQdb(conn));
+}
+
+char *db_error_text(const PGresult *res, PGconn *conn)
+{
+	struct strbuf sb;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+
+	sb_init(&sb);
+	if (msg != NULL) {
+		sb_add(&sb, msg);
+	} else {
+		const char *e = PQerrorMessage(conn);
+		size_t n = strlen(e);
+
+		while (n > 0 && e[n - 1] == '\n')
+			n--;
+		sb_addn(&sb, e, n);
+	}
+	if (detail != NULL)
+		sb_printf(&sb, " (%s)", detail);
+	if (hint != NULL)
+		sb_printf(&sb, "; hint: %s", hint);
+	return sb_detach(&sb);
+}
+
+int db_exec(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
+		char *e = db_error_text(res, conn);
+
+		log_error("the database refused a statement: %s", e);
+		free(e);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		char *e = db_error_text(res, conn);
+
+		log_error("a query failed: %s", e);
+		free(e);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+char *db_ident(PGconn *conn, const char *name)
+{
+	char *s = PQescapeIdentifier(conn, name, strlen(name));
+
+	if (s == NULL) {
+		log_error("cannot quote the identifier \"%s\": %s", name, PQerrorMessage(conn));
+		exit(EXIT_STEP);
+	}
+	return s;
+}
+
+char *db_literal(PGconn *conn, const char *value)
+{
+	char *s = PQescapeLiteral(conn, value, strlen(value));
+
+	if (s == NULL) {
+		log_error("cannot quote a literal: %s", PQerrorMessage(conn));
+		exit(EXIT_STEP);
+	}
+	return s;
+}
+
+bool db_lost(PGconn *conn)
+{
+	return conn == NULL || PQstatus(conn) != CONNECTION_OK;
+}

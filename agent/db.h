@@ -1,0 +1,43 @@
+/*
+ * db.h: connecting to PostgreSQL and running statements, with every error
+ * reported once, in words, and never with the password.
+ */
+#ifndef DB_H
+#define DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+/*
+ * Opens a connection as the configured role. The password, if any, comes from
+ * database.password_file (or libpq's own passfile) and goes to libpq in
+ * memory only. On failure returns NULL, logs libpq's reason, and sets *rc to
+ * EXIT_UNREACHABLE (or EXIT_CONFIG when the password file is unusable).
+ */
+PGconn *db_connect(const struct config *cfg, int *rc);
+
+/* Like db_connect, but quiet: the reason goes to *why (caller frees). */
+PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why);
+
+/* Where the connection points, "role@host:port/db", for messages. */
+char *db_describe(PGconn *conn);
+
+/* Runs SQL that returns no rows. Returns 0, or -1 after logging the error. */
+int db_exec(PGconn *conn, const char *sql);
+
+/* Runs a query with text parameters; returns the result, or NULL after logging. */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+/* A quoted identifier / literal (PQescapeIdentifier / PQescapeLiteral); caller frees with PQfreemem. */
+char *db_ident(PGconn *conn, const char *name);
+char *db_literal(PGconn *conn, const char *value);
+
+/* The server's error of a failed result, with its detail and hint, one string (caller frees). */
+char *db_error_text(const PGresult *res, PGconn *conn);
+
+/* True when the connection is gone (so the caller exits 69, not 70). */
+bool db_lost(PGconn *conn);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * main.c: the command line. `checkpoint-agent [-c FILE] [-v] COMMAND [options]`.
+ * It reads the config, then hands over to the command (commands.h).
+ */
+#include "agent.h"
+#include "commands.h"
+#include "config.h"
+#include "log.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] =
+	"usage: checkpoint-agent [-c FILE] [-v] COMMAND [options]\n"
+	"\n"
+	"Applies and rolls back the LangGraph checkpoint schema, and checks the\n"
+	"database's health.\n"
+	"\n"
+	"Commands:\n"
+	"  migrate [--set S] [--to V] [--dry-run]      apply pending versions\n"
+	"  status [--json]                             versions, pending, drift, quarantine\n"
+	"  verify                                      compare the live schema with its version\n"
+	"  rollback --to V [--set S] [--dry-run] [--purge]\n"
+	"                                              run down files to version V (-1: all)\n"
+	"  check [--format text|json|prometheus]       one health probe, Nagios-style\n"
+	"  run                                         the systemd service\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE   config file (default " CONFIG_DEFAULT_PATH ")\n"
+	"  -v, --verbose       say more\n"
+	"  -h, --help          this text\n"
+	"  -V, --version       the agent's version\n"
+	"\n"
+	"The database is database.uri in the config, or CHECKPOINT_DB_URI.\n"
+	"Exit codes: 0 ok, 64 usage, 65 schema differs, 69 database unreachable,\n"
+	"70 step failed or refused, 75 lock timeout, 78 config error;\n"
+	"status: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown.\n";
+
+static int usage_error(const char *what)
+{
+	if (what != NULL)
+		log_error("%s", what);
+	fputs("Try 'checkpoint-agent --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+static bool known_command(const char *name)
+{
+	static const char *const commands[] = { "migrate", "status", "verify", "rollback", "check", "run" };
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(name, commands[i]) == 0)
+			return true;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_path = CONFIG_DEFAULT_PATH;
+	bool explicit_path = false;
+	struct config cfg;
+	int i, rc;
+
+	log_init();
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("checkpoint-agent %s\n", AGENT_VERSION);
+			return EXIT_OK;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			log_set_verbose(true);
+		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+			if (i + 1 >= argc)
+				return usage_error("option -c needs a file name");
+			config_path = argv[++i];
+			explicit_path = true;
+		} else {
+			log_error("unknown option '%s'", a);
+			return usage_error(NULL);
+		}
+	}
+	if (i >= argc)
+		return usage_error("no command given; the commands are migrate, status, verify, rollback, check and run");
+
+	if (!known_command(argv[i])) {
+		log_error("unknown command '%s'; the commands are migrate, status, verify, rollback, check and run",
+			  argv[i]);
+		return usage_error(NULL);
+	}
+	if ((rc = config_load(config_path, explicit_path, &cfg)) != 0) {
+		config_free(&cfg);
+		return rc;
+	}
+
+	argc -= i;
+	argv += i;
+	if (strcmp(argv[0], "migrate") == 0)
+		rc = cmd_migrate(&cfg, argc, argv);
+	else if (strcmp(argv[0], "status") == 0)
+		rc = cmd_status(&cfg, argc, argv);
+	else if (strcmp(argv[0], "verify") == 0)
+		rc = cmd_verify(&cfg, argc, argv);
+	else if (strcmp(argv[0], "rollback") == 0)
+		rc = cmd_rollback(&cfg, argc, argv);
+	else if (strcmp(argv[0], "check") == 0)
+		rc = cmd_check(&cfg, argc, argv);
+	else if (strcmp(argv[0], "run") == 0)
+		rc = cmd_run(&cfg, config_path, explicit_path, argc, argv);
+	else
+		rc = EXIT_USAGE;	/* known_command() said no already */
+	config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,2 @@
+-- agent v1 down.
+DROP TABLE IF EXISTS heartbeat;

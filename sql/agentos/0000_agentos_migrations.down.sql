@@ -1,0 +1,2 @@
+-- agentos v0 down.
+DROP TABLE IF EXISTS agentos_migrations;

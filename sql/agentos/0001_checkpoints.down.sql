@@ -1,0 +1,2 @@
+-- agentos v1 down. The agent quarantines the table instead when it holds rows.
+DROP TABLE IF EXISTS checkpoints;

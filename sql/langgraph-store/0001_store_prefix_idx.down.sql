@@ -1,0 +1,2 @@
+-- langgraph-store v1 down.
+DROP INDEX CONCURRENTLY IF EXISTS store_prefix_idx;

@@ -1,0 +1,2 @@
+-- langgraph v5 down: nothing to undo.
+SELECT 1;

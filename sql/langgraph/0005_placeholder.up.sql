@@ -1,0 +1,2 @@
+-- langgraph v5: a placeholder that keeps LangGraph's numbering. Never remove it.
+SELECT 1;

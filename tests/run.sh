@@ -1,0 +1,86 @@
+#!/bin/bash
+# run.sh: runs the C unit tests and every shunit2 suite, then prints the
+# totals as the last line: "N passed, N failed".
+#
+#   tests/run.sh                 every suite
+#   tests/run.sh t1 t3001        only suites whose names start with these
+#
+# Environment: TL_SUITE_TIMEOUT (seconds per suite, default 900).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+passed=0
+failed=0
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+export TL_RESULTS=$results
+
+count_unit_tests() {
+	local out line p f
+	echo "== unit tests (tests/unit)"
+	if ! out=$(./tests/unit/run-unit 2>&1); then
+		true
+	fi
+	printf '%s\n' "$out"
+	line=$(printf '%s\n' "$out" | grep -E '^unit: [0-9]+ passed, [0-9]+ failed$' | tail -n 1 || true)
+	if [ -z "$line" ]; then
+		echo "unit tests did not report their counts: counted as 1 failure"
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(printf '%s' "$line" | awk '{print $2}')
+	f=$(printf '%s' "$line" | awk '{print $4}')
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+suite_selected() {
+	local name=$1 prefix
+	[ "$#" -gt 0 ] || return 0
+	shift
+	[ "$#" -gt 0 ] || return 0
+	for prefix in "$@"; do
+		case "$name" in "$prefix"*) return 0 ;; esac
+	done
+	return 1
+}
+
+run_suite() {
+	local suite=$1 name before after start rc
+	name=$(basename "$suite")
+	echo "== $name"
+	before=$(wc -l <"$results")
+	start=$(date +%s)
+	rc=0
+	timeout --kill-after=30 "${TL_SUITE_TIMEOUT:-900}" bash "$suite" </dev/null || rc=$?
+	after=$(wc -l <"$results")
+	if [ "$after" -eq "$before" ]; then
+		echo "$name ended (exit $rc) without reporting its counts: counted as 1 failure"
+		failed=$((failed + 1))
+	else
+		read -r _ p f < <(tail -n 1 "$results")
+		passed=$((passed + p))
+		failed=$((failed + f))
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			echo "$name exited $rc after its tests passed: counted as 1 failure"
+			failed=$((failed + 1))
+		fi
+	fi
+	echo "-- $name: $(( $(date +%s) - start ))s"
+}
+
+selected=0
+if suite_selected unit "$@"; then
+	count_unit_tests
+fi
+for suite in tests/t[0-9][0-9][0-9][0-9]-*.sh; do
+	if suite_selected "$(basename "$suite")" "$@"; then
+		selected=$((selected + 1))
+		run_suite "$suite"
+	fi
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
