@@ -135,7 +135,8 @@ static void print_json_set(const struct config *cfg, const struct set_report *r,
 static int quarantined_tables(PGconn *conn, struct strlist *out, struct strbuf *json)
 {
 	PGresult *res = db_query(conn,
-		"SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint"
+		"SELECT n.nspname, c.relname, coalesce(substring(obj_description(c.oid, 'pg_class')"
+		" FROM 'holding ([0-9]+) rows'), 'null')"
 		" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 		" WHERE n.nspname LIKE 'checkpoint\\_quarantine\\_%' AND c.relkind IN ('r', 'p')"
 		" ORDER BY 1, 2", 0, NULL);
@@ -144,13 +145,13 @@ static int quarantined_tables(PGconn *conn, struct strlist *out, struct strbuf *
 		return -1;
 	sb_add(json, "\"quarantine\":[");
 	for (int i = 0; i < PQntuples(res); i++) {
-		sl_addf(out, "%s.%s (about %s rows)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-			PQgetvalue(res, i, 2));
+		sl_addf(out, "%s.%s (%s rows when quarantined)", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+			strcmp(PQgetvalue(res, i, 2), "null") == 0 ? "?" : PQgetvalue(res, i, 2));
 		sb_add(json, i ? ",{\"schema\":" : "{\"schema\":");
 		sb_add_json_string(json, PQgetvalue(res, i, 0));
 		sb_add(json, ",\"table\":");
 		sb_add_json_string(json, PQgetvalue(res, i, 1));
-		sb_printf(json, ",\"rows_estimate\":%s}", PQgetvalue(res, i, 2));
+		sb_printf(json, ",\"rows_when_quarantined\":%s}", PQgetvalue(res, i, 2));
 	}
 	sb_add(json, "]");
 	PQclear(res);

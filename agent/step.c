@@ -102,9 +102,16 @@ static char *drop_or_quarantine(PGconn *conn, const char *schema, const char *ta
 			log_warning("--purge: dropping %s.%s and its %lld rows", schema, table, rows);
 		sql = xasprintf("DROP TABLE IF EXISTS %s.%s", qs, qt);
 	} else {
+		char *note = xasprintf("quarantined by checkpoint-agent rollback from %s.%s, holding %lld rows; "
+				       "see README, \"Restoring a quarantined table\"", schema, table, rows);
+		char *lit = db_literal(conn, note);
+
 		qq = db_ident(conn, down->quarantine);
-		sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s; ALTER TABLE %s.%s SET SCHEMA %s", qq, qs, qt, qq);
+		sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s; ALTER TABLE %s.%s SET SCHEMA %s; "
+				"COMMENT ON TABLE %s.%s IS %s", qq, qs, qt, qq, qq, qt, lit);
 		PQfreemem(qq);
+		PQfreemem(lit);
+		free(note);
 		if (down->dry_run)
 			printf("-- %s.%s holds %lld rows: it moves to schema %s instead of being dropped\n",
 			       schema, table, rows, down->quarantine);

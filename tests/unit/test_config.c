@@ -1,0 +1,124 @@
+/*
+ * test_config.c: reading the config file.
+ */
+#include "agent.h"
+#include "config.h"
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Writes TEXT to a temporary file; returns its path (caller unlinks and frees). */
+static char *write_temp(const char *text)
+{
+	char *path = strdup("/tmp/cpa-unit-XXXXXX");
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int load_text(const char *text, struct config *c)
+{
+	char *path = write_temp(text);
+	int rc = config_load(path, true, c);
+
+	unlink(path);
+	free(path);
+	return rc;
+}
+
+static void defaults_without_file(void)
+{
+	struct config c;
+
+	unsetenv("CHECKPOINT_DB_URI");
+	CHECK(config_load("/nonexistent/agent.conf", false, &c) == 0);
+	CHECK(c.nsets == 1);
+	CHECK_STR(c.sets[0], "langgraph");
+	CHECK_STR(c.schema, "public");
+	CHECK(c.pool_size == 20 && c.pool_instances == 1);
+	config_free(&c);
+}
+
+static void missing_explicit_file_is_an_error(void)
+{
+	struct config c;
+
+	CHECK(config_load("/nonexistent/agent.conf", true, &c) == EXIT_CONFIG);
+	config_free(&c);
+}
+
+static void reads_settings(void)
+{
+	struct config c;
+
+	CHECK(load_text("database: { uri = \"postgresql://x@h/db\"; connect_timeout = 9; };\n"
+			"migrations: { sets = [\"langgraph\", \"agentos\"]; schema = \"lg\"; };\n"
+			"pool: { size = 5; instances = 3; };\n", &c) == 0);
+	CHECK_STR(c.uri, "postgresql://x@h/db");
+	CHECK(c.connect_timeout == 9);
+	CHECK(c.nsets == 2);
+	CHECK_STR(c.schema, "lg");
+	CHECK(c.pool_size * c.pool_instances == 15);
+	config_free(&c);
+}
+
+static void refuses_bad_input(void)
+{
+	struct config c;
+
+	CHECK(load_text("database: { uri = 5; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("database: { colour = \"red\"; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("migrations: { sets = [\"redis\"]; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("database: { connect_timeout = 0; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("database: { uri = \"x\" \n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("checks: { idle_in_transaction_warn = 500; idle_in_transaction_crit = 100; };\n", &c) ==
+	      EXIT_CONFIG);
+	config_free(&c);
+}
+
+static void environment_overrides_uri(void)
+{
+	struct config c;
+
+	setenv("CHECKPOINT_DB_URI", "postgresql://env@h/db", 1);
+	CHECK(load_text("database: { uri = \"postgresql://file@h/db\"; };\n", &c) == 0);
+	CHECK_STR(c.uri, "postgresql://env@h/db");
+	unsetenv("CHECKPOINT_DB_URI");
+	config_free(&c);
+}
+
+/* The shipped example parses, and its values are the built-in defaults. */
+static void example_is_valid_and_matches_defaults(void)
+{
+	struct config c, d;
+
+	unsetenv("CHECKPOINT_DB_URI");
+	CHECK(config_load("agent/agent.conf.example", true, &c) == 0);
+	config_defaults(&d);
+	CHECK_STR(c.uri, d.uri);
+	CHECK(c.nsets == d.nsets && strcmp(c.sets[0], d.sets[0]) == 0);
+	CHECK(c.lock_timeout == d.lock_timeout && c.interval == d.interval);
+	CHECK(memcmp(&c.checks, &d.checks, sizeof(c.checks)) == 0);
+	config_free(&c);
+	config_free(&d);
+}
+
+const struct unit_test config_tests[] = {
+	{ "config: the example is valid and shows the defaults", example_is_valid_and_matches_defaults },
+	{ "config: defaults without a file", defaults_without_file },
+	{ "config: a missing -c file is an error", missing_explicit_file_is_an_error },
+	{ "config: settings are read", reads_settings },
+	{ "config: bad input is refused", refuses_bad_input },
+	{ "config: CHECKPOINT_DB_URI overrides", environment_overrides_uri },
+	{ NULL, NULL }
+};
