@@ -2,8 +2,8 @@
 #
 #   make                 build agent/checkpoint-agent
 #   make test            install what is missing, build, run every suite
-#   make sanitize        build with ASan+UBSan and run the agent's suites with it
-#   make valgrind        run the unit tests and a migrate/verify cycle under valgrind
+#   make sanitize        build with ASan+UBSan and run the unit, migration and check suites with it
+#   make valgrind        every command once under valgrind (the suite t0002)
 #   make lint            cppcheck, clang-tidy and shellcheck
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -22,8 +22,10 @@ VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS      ?= -O2 -g
-ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) \
-               -DAGENT_VERSION='"$(VERSION)"' -Iagent
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) -DAGENT_VERSION='"$(VERSION)"' -Iagent
+ALL_CFLAGS  := $(BASE_CFLAGS) $(CFLAGS)
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=all
 LDLIBS      := $(PKG_LIBS) -lpthread -lm
 
 SRCS        := $(wildcard agent/*.c)
@@ -45,6 +47,13 @@ agent/checkpoint-agent: $(SRCS) $(wildcard agent/*.h) VERSION
 tests/unit/run-unit: $(UNIT_SRCS) $(LIB_SRCS) $(wildcard agent/*.h) VERSION
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_SRCS) $(LDFLAGS) $(LDLIBS)
 
+# The same, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+agent/checkpoint-agent-asan: $(SRCS) $(wildcard agent/*.h) VERSION
+	$(CC) $(ASAN_CFLAGS) -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
+
+tests/unit/run-unit-asan: $(UNIT_SRCS) $(LIB_SRCS) $(wildcard agent/*.h) VERSION
+	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_SRCS) $(LDFLAGS) $(LDLIBS)
+
 deps:
 	tests/install-deps.sh
 
@@ -52,20 +61,19 @@ test: deps
 	$(MAKE) all
 	tests/run.sh $(SUITES)
 
-sanitize: deps
-	$(MAKE) clean
-	$(MAKE) all CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all'
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		tests/run.sh unit t0 t1 t3
-	$(MAKE) clean
+sanitize: deps agent/checkpoint-agent-asan tests/unit/run-unit-asan
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		TL_AGENT=$(CURDIR)/agent/checkpoint-agent-asan TL_UNIT=$(CURDIR)/tests/unit/run-unit-asan \
+		tests/run.sh unit t1 t3
 
-valgrind: all
-	tests/valgrind.sh
+valgrind: deps all
+	tests/run.sh t0002
 
 lint: agent/sql_embed.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 		--std=c11 --inline-suppr --suppress=missingIncludeSystem -Iagent agent tests/unit
-	clang-tidy --quiet $(SRCS) -- -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) -DAGENT_VERSION='"lint"' -Iagent
+	clang-tidy --quiet $(filter-out agent/sql_embed.c,$(SRCS)) -- -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) \
+		-DAGENT_VERSION='"lint"' -Iagent
 	shellcheck -x tests/*.sh tests/lib/*.sh $(wildcard provision/*.sh provision/lib/*.sh bench/*.sh) agent/gen-sql-embed.sh
 
 install: agent/checkpoint-agent
@@ -78,4 +86,5 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent/agent.conf.example
 
 clean:
-	rm -f agent/checkpoint-agent agent/sql_embed.c agent/sql_embed.c.tmp tests/unit/run-unit
+	rm -f agent/checkpoint-agent agent/checkpoint-agent-asan agent/sql_embed.c agent/sql_embed.c.tmp \
+		tests/unit/run-unit tests/unit/run-unit-asan

@@ -39,6 +39,7 @@ void config_defaults(struct config *c)
 	c->checks = (struct check_thresholds){
 		.connect_warn_ms = 1000, .connect_crit_ms = 4000,
 		.query_warn_ms = 200, .query_crit_ms = 1000,
+		.write_warn_ms = 500, .write_crit_ms = 2000,
 		.idle_in_xact_warn_s = 60, .idle_in_xact_crit_s = 300,
 		.xact_age_warn_s = 300, .xact_age_crit_s = 1800,
 		.lock_waits_warn = 1, .lock_waits_crit = 5,
@@ -112,6 +113,8 @@ static const struct option options[] = {
 	{ "checks", "connect_crit_ms", K_INT, CHK(connect_crit_ms), 1, 3600000 },
 	{ "checks", "query_warn_ms", K_INT, CHK(query_warn_ms), 1, 3600000 },
 	{ "checks", "query_crit_ms", K_INT, CHK(query_crit_ms), 1, 3600000 },
+	{ "checks", "write_warn_ms", K_INT, CHK(write_warn_ms), 1, 3600000 },
+	{ "checks", "write_crit_ms", K_INT, CHK(write_crit_ms), 1, 3600000 },
 	{ "checks", "idle_in_transaction_warn", K_INT, CHK(idle_in_xact_warn_s), 1, 864000 },
 	{ "checks", "idle_in_transaction_crit", K_INT, CHK(idle_in_xact_crit_s), 1, 864000 },
 	{ "checks", "transaction_age_warn", K_INT, CHK(xact_age_warn_s), 1, 864000 },
@@ -187,13 +190,12 @@ static int read_option(const char *file, const config_setting_t *s, const struct
 	case K_INT:
 	case K_INT64: {
 		long long v;
-		char *msg;
 
 		if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64)
 			return config_fail(file, s, "must be a whole number", o->name);
 		v = config_setting_get_int64(s);
 		if (v < o->min || v > o->max) {
-			msg = xasprintf("must be between %lld and %lld", o->min, o->max);
+			char *msg = xasprintf("must be between %lld and %lld", o->min, o->max);
 			config_fail(file, s, msg, o->name);
 			free(msg);
 			return EXIT_CONFIG;
@@ -263,6 +265,7 @@ static int check_consistency(const char *file, struct config *c)
 	const struct check_thresholds *t = &c->checks;
 
 	if (t->connect_warn_ms > t->connect_crit_ms || t->query_warn_ms > t->query_crit_ms ||
+	    t->write_warn_ms > t->write_crit_ms ||
 	    t->idle_in_xact_warn_s > t->idle_in_xact_crit_s || t->xact_age_warn_s > t->xact_age_crit_s ||
 	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
 	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||

@@ -14,6 +14,7 @@
 struct check_thresholds {
 	int connect_warn_ms, connect_crit_ms;
 	int query_warn_ms, query_crit_ms;
+	int write_warn_ms, write_crit_ms;	/* probe INSERTs + heartbeat commit */
 	int idle_in_xact_warn_s, idle_in_xact_crit_s;
 	int xact_age_warn_s, xact_age_crit_s;
 	int lock_waits_warn, lock_waits_crit;

@@ -57,9 +57,9 @@ static const char *skip_span(const char *p, const char *start)
 
 		p++;
 		while (*p) {
-			if (backslash && p[0] == '\\' && p[1])
-				p += 2;
-			else if (p[0] == '\'' && p[1] == '\'')
+			bool escaped = (backslash && p[0] == '\\' && p[1]) || (p[0] == '\'' && p[1] == '\'');
+
+			if (escaped)
 				p += 2;
 			else if (p[0] == '\'')
 				return p + 1;
@@ -200,13 +200,14 @@ bool sql_is_concurrent(const char *stmt)
 bool sql_dropped_tables(const char *stmt, struct strlist *out)
 {
 	struct strlist w;
-	size_t i = 2;
 	bool is_drop;
 
 	sl_init(&w);
 	sql_words(stmt, &w, 64);
 	is_drop = w.n >= 3 && strcmp(w.items[0], "drop") == 0 && strcmp(w.items[1], "table") == 0;
 	if (is_drop) {
+		size_t i = 2;
+
 		if (w.n >= 5 && strcmp(w.items[2], "if") == 0 && strcmp(w.items[3], "exists") == 0)
 			i = 4;
 		for (; i < w.n; i++) {
@@ -224,12 +225,13 @@ bool sql_dropped_tables(const char *stmt, struct strlist *out)
 char *sql_concurrent_index_name(const char *stmt)
 {
 	struct strlist w;
-	size_t i = 1;
 	char *name = NULL;
 
 	sl_init(&w);
 	sql_words(stmt, &w, 12);
 	if (w.n > 3 && strcmp(w.items[0], "create") == 0) {
+		size_t i = 1;
+
 		if (strcmp(w.items[i], "unique") == 0)
 			i++;
 		if (i + 2 < w.n && strcmp(w.items[i], "index") == 0 && strcmp(w.items[i + 1], "concurrently") == 0) {

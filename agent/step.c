@@ -89,7 +89,7 @@ static char *drop_or_quarantine(PGconn *conn, const char *schema, const char *ta
 				const struct down_ctx *down, char **why)
 {
 	long long rows = table_rows(conn, schema, table);
-	char *qs, *qt, *qq, *sql;
+	char *qs, *qt, *sql;
 
 	if (rows == -2) {
 		*why = xstrdup("could not count the rows of a table to drop");
@@ -105,8 +105,7 @@ static char *drop_or_quarantine(PGconn *conn, const char *schema, const char *ta
 		char *note = xasprintf("quarantined by checkpoint-agent rollback from %s.%s, holding %lld rows; "
 				       "see README, \"Restoring a quarantined table\"", schema, table, rows);
 		char *lit = db_literal(conn, note);
-
-		qq = db_ident(conn, down->quarantine);
+		char *qq = db_ident(conn, down->quarantine);
 		sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s; ALTER TABLE %s.%s SET SCHEMA %s; "
 				"COMMENT ON TABLE %s.%s IS %s", qq, qs, qt, qq, qq, qt, lit);
 		PQfreemem(qq);

@@ -94,26 +94,32 @@ void sb_add(struct strbuf *sb, const char *s)
 	sb_addn(sb, s, strlen(s));
 }
 
-void sb_printf(struct strbuf *sb, const char *fmt, ...)
+static void sb_vprintf(struct strbuf *sb, const char *fmt, va_list ap)
 {
 	char small[256];
-	va_list ap;
+	va_list again;
 	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(small)) {
+	va_copy(again, ap);
+	/* clang-analyzer 14 takes a va_list parameter for uninitialized. */
+	n = vsnprintf(small, sizeof(small), fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
+	if (n >= 0 && (size_t)n < sizeof(small)) {
 		sb_addn(sb, small, (size_t)n);
-		return;
+	} else if (n >= 0) {
+		sb_grow(sb, (size_t)n);
+		vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, again);
+		sb->len += (size_t)n;
 	}
-	sb_grow(sb, (size_t)n);
+	va_end(again);
+}
+
+void sb_printf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+
 	va_start(ap, fmt);
-	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	sb_vprintf(sb, fmt, ap);
 	va_end(ap);
-	sb->len += (size_t)n;
 }
 
 void sb_reset(struct strbuf *sb)

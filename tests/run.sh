@@ -20,7 +20,7 @@ export TL_RESULTS=$results
 count_unit_tests() {
 	local out line p f
 	echo "== unit tests (tests/unit)"
-	if ! out=$(./tests/unit/run-unit 2>&1); then
+	if ! out=$("${TL_UNIT:-./tests/unit/run-unit}" 2>&1); then
 		true
 	fi
 	printf '%s\n' "$out"
