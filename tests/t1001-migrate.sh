@@ -1,5 +1,6 @@
 #!/bin/bash
 # t1001: migrate applies the configured sets, once, in their schema.
+# shellcheck source=lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 
 suite_setup() {

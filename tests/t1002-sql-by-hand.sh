@@ -1,6 +1,7 @@
 #!/bin/bash
 # t1002: the files in sql/ applied by hand with psql give the same schema as
 # the agent, and the agent's verify accepts it.
+# shellcheck source=lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 
 suite_setup() {

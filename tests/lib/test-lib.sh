@@ -1,4 +1,7 @@
 # shellcheck shell=bash
+# Functions here are called by shunit2 and the suites, and the TL_ variables
+# are read by the suites: shellcheck cannot see either.
+# shellcheck disable=SC2317,SC2034
 # test-lib.sh: the shared library of every suite under tests/.
 #
 # A suite is a numbered script (tNNNN-area-what.sh) that sources this file,
@@ -24,7 +27,14 @@
 
 TL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TL_AGENT="${TL_AGENT:-$TL_ROOT/agent/checkpoint-agent}"
-TL_PGBIN="${TL_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
+tl_newest_pgbin() {
+	local d newest=
+	for d in /usr/lib/postgresql/*/bin; do
+		[ -x "$d/initdb" ] && newest=$d
+	done
+	printf '%s\n' "$newest"
+}
+TL_PGBIN="${TL_PGBIN:-$(tl_newest_pgbin)}"
 TL_APP_ROLE=ai_agent
 TL_APP_DB=langgraph_checkpoints
 export TL_ROOT TL_AGENT TL_PGBIN TL_APP_ROLE TL_APP_DB
@@ -69,7 +79,7 @@ tl_free_port() {
 # the application role ai_agent has a random password and reaches the
 # database over 127.0.0.1 with scram-sha-256 only.
 tl_pg_start() {
-	local dir port try
+	local dir port
 	dir=$(tl_tmpdir) || return 1
 	chown postgres: "$dir"
 	TL_PGDIR=$dir
@@ -86,7 +96,7 @@ tl_pg_start() {
 		log_min_messages = warning
 		log_line_prefix = '%m [%p] %q%u@%d '
 	EOF
-	for try in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		port=$(tl_free_port) || return 1
 		if runuser -u postgres -- "$TL_PGBIN/pg_ctl" -D "$TL_PGDATA" -o "-p $port" \
 			-l "$dir/server.log" -w -t 30 start >/dev/null 2>&1; then

@@ -1,0 +1,78 @@
+#!/bin/bash
+# t0002: the agent's commands run clean under AddressSanitizer with
+# UndefinedBehaviorSanitizer, and under valgrind: no error, no leak.
+# shellcheck source=lib/test-lib.sh
+. "$(dirname "$0")/lib/test-lib.sh"
+
+suite_setup() {
+	make -s -C "$TL_ROOT" agent/checkpoint-agent-asan >/dev/null || return 1
+	tl_pg_start || return 1
+	conf=$(tl_tmpdir)/agent.conf
+	tl_agent_conf "$conf" 'sets = [ "langgraph", "langgraph-store", "agentos" ];'
+	tl_sql "SET client_min_messages = warning; CREATE TABLE public.keep (a int)" >/dev/null
+}
+
+# run_asan ARGS: the command under the sanitizers; a report makes it fail.
+run_asan() {
+	ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		TL_AGENT="$TL_ROOT/agent/checkpoint-agent-asan" tl_agent "$@"
+	[[ "$TL_ERR" != *"Sanitizer"* && "$TL_ERR" != *"runtime error"* ]]
+}
+
+# run_valgrind ARGS: the command under valgrind's memcheck; errors and
+# definite leaks exit 99.
+run_valgrind() {
+	local log
+	log=$(tl_tmpdir)/valgrind.log
+	TL_AGENT=valgrind tl_agent --quiet --error-exitcode=99 --leak-check=full \
+		--errors-for-leak-kinds=definite --log-file="$log" "$TL_ROOT/agent/checkpoint-agent" "$@"
+	VG_LOG=$(cat "$log")
+}
+
+test_01_asan_migrate_status_verify() {
+	run_asan -c "$conf" migrate
+	assertTrue "sanitizer report in migrate: $TL_ERR" $?
+	assertEquals "migrate exit: $TL_ERR" 0 "$TL_RC"
+	run_asan -c "$conf" status --json
+	assertTrue "sanitizer report in status: $TL_ERR" $?
+	assertEquals "status exit" 0 "$TL_RC"
+	run_asan -c "$conf" verify
+	assertTrue "sanitizer report in verify: $TL_ERR" $?
+	assertEquals "verify exit" 0 "$TL_RC"
+}
+
+test_02_asan_rollback_and_back() {
+	tl_sql "INSERT INTO checkpoints VALUES ('t', '', 'c', NULL, NULL, '{}', '{}')" >/dev/null
+	run_asan -c "$conf" rollback --to -1
+	assertTrue "sanitizer report in rollback: $TL_ERR" $?
+	assertEquals "rollback exit: $TL_ERR" 0 "$TL_RC"
+	run_asan -c "$conf" migrate
+	assertTrue "sanitizer report in migrate: $TL_ERR" $?
+	assertEquals "migrate exit" 0 "$TL_RC"
+}
+
+test_03_asan_bad_input_paths() {
+	run_asan -c /nonexistent.conf status
+	assertTrue "sanitizer report: $TL_ERR" $?
+	assertEquals 78 "$TL_RC"
+	run_asan -c "$conf" migrate --to x
+	assertTrue "sanitizer report: $TL_ERR" $?
+	assertEquals 64 "$TL_RC"
+}
+
+test_04_valgrind_migrate_and_status() {
+	run_valgrind -c "$conf" migrate
+	assertEquals "valgrind migrate: $VG_LOG $TL_ERR" 0 "$TL_RC"
+	run_valgrind -c "$conf" status
+	assertEquals "valgrind status: $VG_LOG" 0 "$TL_RC"
+	run_valgrind -c "$conf" verify
+	assertEquals "valgrind verify: $VG_LOG" 0 "$TL_RC"
+}
+
+test_05_valgrind_check() {
+	run_valgrind -c "$conf" check --format json
+	assertTrue "valgrind check: $VG_LOG" "[ $TL_RC -ne 99 ]"
+	assertEquals "no valgrind errors" "" "$VG_LOG"
+}
+
+tl_run
