@@ -41,7 +41,7 @@ static int usage_error(const char *what)
 {
 	if (what != NULL)
 		log_error("%s", what);
-	fputs("Try 'checkpoint-agent --help'.\n", stderr);
+	log_info("Try 'checkpoint-agent --help'.");	/* via log: the journal's prefix */
 	return EXIT_USAGE;
 }
 

@@ -154,6 +154,77 @@ static int apply_version(PGconn *conn, const struct config *cfg, const struct se
 	return rc;
 }
 
+/* 1 when index NAME in SCHEMA exists and is INVALID, 0 when not, -1 on error. */
+static int index_is_invalid(PGconn *conn, const char *schema, const char *name)
+{
+	const char *params[2] = { schema, name };
+	PGresult *res = db_query(conn,
+		"SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+		" JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE n.nspname = $1 AND c.relname = $2 AND NOT i.indisvalid", 2, params);
+	int invalid;
+
+	if (res == NULL)
+		return -1;
+	invalid = PQntuples(res) == 1;
+	PQclear(res);
+	return invalid;
+}
+
+/*
+ * An index that a recorded version builds CONCURRENTLY but that is INVALID
+ * now (a failed REINDEX CONCURRENTLY, a build by hand that was interrupted)
+ * is dropped and built again with the version's own statement: what verify
+ * tells the operator to run migrate for. Returns 0 or an exit code.
+ */
+static int rebuild_invalid_indexes(PGconn *conn, const struct config *cfg, const struct set_def *set,
+				   const struct set_state *st, bool dry_run)
+{
+	const char *schema = set_schema_name(set, cfg);
+	int rc = 0;
+
+	for (int v = 0; v <= st->latest && rc == 0; v++) {
+		const struct sql_file *f = st->applied[v] ? set_file(set, v, true) : NULL;
+		struct strlist stmts;
+
+		if (f == NULL)
+			continue;
+		sl_init(&stmts);
+		sql_split(f->sql, &stmts);
+		for (size_t i = 0; i < stmts.n && rc == 0; i++) {
+			char *idx = sql_concurrent_index_name(stmts.items[i]);
+			int invalid = idx != NULL ? index_is_invalid(conn, schema, idx) : 0;
+
+			if (invalid < 0) {
+				rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+			} else if (invalid && dry_run) {
+				printf("-- %s v%d is recorded, but its index is INVALID: built again\n", set->name, v);
+				step_drop_invalid_index(conn, schema, idx, true);
+				printf("SET search_path TO %s;\n%s;\n\n", schema, stmts.items[i]);
+			} else if (invalid) {
+				char *q = db_ident(conn, schema), *sql = xasprintf("SET search_path TO %s", q);
+				char *label = xasprintf("%s v%d (%s), rebuilding %s", f->set, f->version, f->name, idx);
+
+				log_warning("%s v%d is recorded, but its index %s.%s is INVALID: building it again",
+					    set->name, v, schema, idx);
+				rc = step_drop_invalid_index(conn, schema, idx, false);
+				if (rc == 0 && db_exec(conn, sql) != 0)
+					rc = -1;
+				if (rc == 0)
+					rc = exec_watched(conn, stmts.items[i], label);
+				if (rc == -1)
+					rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+				PQfreemem(q);
+				free(sql);
+				free(label);
+			}
+			free(idx);
+		}
+		sl_free(&stmts);
+	}
+	return rc;
+}
+
 /* Applies the pending versions of SET up to TO. */
 static int migrate_set(PGconn *conn, const struct config *cfg, const struct set_def *set, int to, bool dry_run)
 {
@@ -168,6 +239,7 @@ static int migrate_set(PGconn *conn, const struct config *cfg, const struct set_
 	}
 	if (to > st.latest)
 		to = st.latest;
+	rc = rebuild_invalid_indexes(conn, cfg, set, &st, dry_run);
 	/* Like LangGraph's setup(): every version above the highest recorded one. */
 	for (int v = st.recorded + 1; v <= to && rc == 0; v++) {
 		rc = apply_version(conn, cfg, set, v, dry_run);
@@ -291,6 +363,6 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 int usage_bad_option(const char *command, const char *arg)
 {
 	log_error("%s: unknown or incomplete option '%s'", command, arg ? arg : "?");
-	fprintf(stderr, "Try 'checkpoint-agent --help'.\n");
+	log_info("Try 'checkpoint-agent --help'.");	/* via log: the journal's prefix */
 	return EXIT_USAGE;
 }

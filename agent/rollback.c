@@ -27,14 +27,18 @@ struct rollback_opts {
 	bool purge;
 };
 
-/* checkpoint_quarantine_YYYYMMDDTHHMMSSZ, from the time the rollback started. */
+/*
+ * checkpoint_quarantine_YYYYMMDD_HHMMSS (UTC), from the time the rollback
+ * started. All lower case, so that the name works unquoted in SQL (the
+ * README's restore procedure types it as is).
+ */
 static void quarantine_name(char *buf, size_t len)
 {
 	time_t now = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
-	strftime(buf, len, "checkpoint_quarantine_%Y%m%dT%H%M%SZ", &tm);
+	strftime(buf, len, "checkpoint_quarantine_%Y%m%d_%H%M%S", &tm);
 }
 
 static int roll_back_version(PGconn *conn, const struct config *cfg, const struct set_def *set, int v,
@@ -76,7 +80,7 @@ static int roll_back_set(PGconn *conn, const struct config *cfg, const struct se
 	int rc = 0;
 
 	quarantine_name(qname, sizeof(qname));
-	down = (struct down_ctx){ qname, o->purge, o->dry_run };
+	down = (struct down_ctx){ qname, o->purge, o->dry_run, false };
 	if (set_read_state(conn, cfg, set, &st) != 0) {
 		set_state_free(&st);
 		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
@@ -87,6 +91,8 @@ static int roll_back_set(PGconn *conn, const struct config *cfg, const struct se
 		set_state_free(&st);
 		return EXIT_STEP;
 	}
+	if (!o->dry_run && st.recorded > o->to)
+		rc = step_rehearse_down(conn, cfg, set, &st, o->to, &down);
 	if (st.recorded <= o->to)
 		log_info("%s is at version %d: nothing to roll back to %d", set->name, st.recorded, o->to);
 	for (int v = st.recorded; v > o->to && rc == 0; v--)

@@ -246,3 +246,18 @@ char *sql_concurrent_index_name(const char *stmt)
 	sl_free(&w);
 	return name;
 }
+
+char *sql_without_concurrently(const char *stmt)
+{
+	struct strbuf sb;
+	const char *hit;
+
+	sb_init(&sb);
+	if (sql_is_concurrent(stmt) && (hit = strcasestr(stmt, " concurrently")) != NULL) {
+		sb_addn(&sb, stmt, (size_t)(hit - stmt));
+		sb_add(&sb, hit + strlen(" concurrently"));
+	} else {
+		sb_add(&sb, stmt);
+	}
+	return sb_detach(&sb);
+}

@@ -29,4 +29,7 @@ bool sql_dropped_tables(const char *stmt, struct strlist *out);
 /* "CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ...": returns the index name (caller frees), else NULL. */
 char *sql_concurrent_index_name(const char *stmt);
 
+/* STMT without its CONCURRENTLY, for a run inside a transaction (caller frees). */
+char *sql_without_concurrently(const char *stmt);
+
 #endif

@@ -86,7 +86,7 @@ static long long table_rows(PGconn *conn, const char *schema, const char *table)
 
 /* The statement that replaces "DROP TABLE t" for one table; NULL on error (reason in *why). */
 static char *drop_or_quarantine(PGconn *conn, const char *schema, const char *table,
-				const struct down_ctx *down, char **why)
+				const char *version_table, const struct down_ctx *down, char **why)
 {
 	long long rows = table_rows(conn, schema, table);
 	char *qs, *qt, *sql;
@@ -97,8 +97,8 @@ static char *drop_or_quarantine(PGconn *conn, const char *schema, const char *ta
 	}
 	qs = db_ident(conn, schema);
 	qt = db_ident(conn, table);
-	if (rows <= 0 || down->purge) {
-		if (rows > 0)
+	if (rows <= 0 || down->purge || (version_table != NULL && strcmp(table, version_table) == 0)) {
+		if (rows > 0 && down->purge && !down->quiet)
 			log_warning("--purge: dropping %s.%s and its %lld rows", schema, table, rows);
 		sql = xasprintf("DROP TABLE IF EXISTS %s.%s", qs, qt);
 	} else {
@@ -114,7 +114,7 @@ static char *drop_or_quarantine(PGconn *conn, const char *schema, const char *ta
 		if (down->dry_run)
 			printf("-- %s.%s holds %lld rows: it moves to schema %s instead of being dropped\n",
 			       schema, table, rows, down->quarantine);
-		else
+		else if (!down->quiet)
 			log_warning("%s.%s holds %lld rows: moved to %s.%s instead of dropping it "
 				    "(README: \"Restoring a quarantined table\")",
 				    schema, table, rows, down->quarantine, table);
@@ -125,7 +125,8 @@ static char *drop_or_quarantine(PGconn *conn, const char *schema, const char *ta
 }
 
 /* Runs one statement of a down file, with DROP TABLE turned into quarantine where needed. */
-static char *run_down_statement(PGconn *conn, const char *schema, const char *stmt, const struct down_ctx *down)
+static char *run_down_statement(PGconn *conn, const char *schema, const char *version_table,
+				const char *stmt, const struct down_ctx *down)
 {
 	struct strlist tables;
 	char *why = NULL;
@@ -140,7 +141,7 @@ static char *run_down_statement(PGconn *conn, const char *schema, const char *st
 		return exec_reason(conn, stmt);
 	}
 	for (size_t i = 0; i < tables.n && why == NULL; i++) {
-		char *sql = drop_or_quarantine(conn, schema, tables.items[i], down, &why);
+		char *sql = drop_or_quarantine(conn, schema, tables.items[i], version_table, down, &why);
 
 		if (sql == NULL)
 			break;
@@ -213,7 +214,7 @@ int step_run_in_transaction(PGconn *conn, const struct config *cfg, const struct
 
 	if (down != NULL && down->dry_run) {
 		for (size_t i = 0; i < stmts->n && why == NULL; i++)
-			why = run_down_statement(conn, schema, stmts->items[i], down);
+			why = run_down_statement(conn, schema, set->version_table, stmts->items[i], down);
 		goto out;
 	}
 	if ((started = ledger_now(conn)) == NULL)
@@ -225,7 +226,7 @@ int step_run_in_transaction(PGconn *conn, const struct config *cfg, const struct
 	if (why == NULL && down != NULL)
 		why = bookkeep_version(conn, cfg, set, f);
 	for (size_t i = 0; i < stmts->n && why == NULL; i++)
-		why = down ? run_down_statement(conn, schema, stmts->items[i], down)
+		why = down ? run_down_statement(conn, schema, set->version_table, stmts->items[i], down)
 			   : exec_reason(conn, stmts->items[i]);
 	if (why == NULL && down == NULL)
 		why = bookkeep_version(conn, cfg, set, f);
@@ -286,6 +287,58 @@ int step_run_alone(PGconn *conn, const struct config *cfg, const struct set_def 
 	return rc;
 }
 
+/* The down statements of F, without CONCURRENTLY, in the caller's transaction. */
+static char *rehearse_version(PGconn *conn, const struct config *cfg, const struct set_def *set,
+			      const struct sql_file *f, const struct down_ctx *down)
+{
+	const char *schema = set_schema_name(set, cfg);
+	struct strlist stmts;
+	char *why = bookkeep_version(conn, cfg, set, f);
+
+	sl_init(&stmts);
+	sql_split(f->sql, &stmts);
+	for (size_t i = 0; i < stmts.n && why == NULL; i++) {
+		char *sql = sql_without_concurrently(stmts.items[i]);
+
+		why = run_down_statement(conn, schema, set->version_table, sql, down);
+		free(sql);
+	}
+	sl_free(&stmts);
+	return why;
+}
+
+int step_rehearse_down(PGconn *conn, const struct config *cfg, const struct set_def *set,
+		       const struct set_state *st, int to, const struct down_ctx *down)
+{
+	struct down_ctx quiet = *down;
+	char *why;
+	int rc = 0, at = -1;
+
+	quiet.quiet = true;
+	quiet.dry_run = false;
+	why = exec_reason(conn, "BEGIN; SET LOCAL lock_timeout = '5s'");
+	if (why == NULL)
+		why = set_search_path(conn, set_schema_name(set, cfg), true);
+	for (int v = st->recorded; v > to && why == NULL; v--) {
+		const struct sql_file *f = set_file(set, v, false);
+
+		if (!st->applied[v])
+			continue;
+		at = v;
+		if (f == NULL)
+			why = xstrdup("it has no down file in this build of the agent");
+		else
+			why = rehearse_version(conn, cfg, set, f, &quiet);
+	}
+	rollback_quietly(conn);
+	if (why != NULL) {
+		log_error("rollback refused, nothing was changed: %s v%d down would fail: %s", set->name, at, why);
+		rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+	}
+	free(why);
+	return rc;
+}
+
 /* Drops index NAME in SCHEMA when it is INVALID, the trace of an interrupted build. */
 int step_drop_invalid_index(PGconn *conn, const char *schema, const char *name, bool dry_run)
 {
@@ -331,8 +384,10 @@ static void report_blockers(PGconn *side, int pid, const char *what, long long w
 
 	snprintf(pidtxt, sizeof(pidtxt), "%d", pid);
 	res = db_query(side,
-		"SELECT a.pid, coalesce(a.state, 'unknown'), coalesce(a.usename::text, '?'),"
-		" coalesce(a.application_name, ''), coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0)"
+		/* Another role's state and times are NULL unless we have pg_read_all_stats: say so. */
+		"SELECT a.pid, coalesce(a.state, 'not visible to role ' || current_user || ' without pg_read_all_stats'),"
+		" coalesce(a.usename::text, '?'), coalesce(a.application_name, ''),"
+		" coalesce(extract(epoch FROM now() - a.xact_start)::bigint::text, '?')"
 		" FROM pg_stat_activity a"
 		" WHERE a.pid = ANY (pg_blocking_pids($1::int))"
 		" OR a.pid = (SELECT current_locker_pid FROM pg_stat_progress_create_index WHERE pid = $1::int)",

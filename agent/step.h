@@ -17,6 +17,7 @@ struct down_ctx {
 	const char *quarantine;	/* schema that receives tables holding rows */
 	bool purge;		/* drop them anyway */
 	bool dry_run;
+	bool quiet;		/* a rehearsal: say nothing of quarantine */
 };
 
 /* Session settings for migrating: no statement timeout, and the server
@@ -30,6 +31,15 @@ int step_run_in_transaction(PGconn *conn, const struct config *cfg, const struct
 /* File F statement by statement outside a transaction (CONCURRENTLY), then its bookkeeping. */
 int step_run_alone(PGconn *conn, const struct config *cfg, const struct set_def *set,
 		   const struct sql_file *f, const struct strlist *stmts, const struct down_ctx *down);
+
+/*
+ * Rehearses the down steps of SET from its recorded version to TO + 1 in one
+ * transaction that is then rolled back, so that a step that would fail or
+ * refuse is found before anything changes. Returns 0, EXIT_STEP or
+ * EXIT_UNREACHABLE.
+ */
+int step_rehearse_down(PGconn *conn, const struct config *cfg, const struct set_def *set,
+		       const struct set_state *st, int to, const struct down_ctx *down);
 
 /* Runs SQL outside a transaction, reporting every few seconds what it waits for. 0 or an exit code. */
 int exec_watched(PGconn *conn, const char *sql, const char *what);

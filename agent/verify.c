@@ -13,7 +13,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /*
  * One line per column and per index of the tables named in $2 in the schema
@@ -102,22 +101,6 @@ static int read_shape(PGconn *conn, const char *nsp_oid, struct shape *s)
 	return 0;
 }
 
-/* A statement for the scratch build: CONCURRENTLY is dropped (temporary tables, one transaction). */
-static char *scratch_statement(const char *stmt)
-{
-	struct strbuf sb;
-	const char *p = stmt, *hit;
-
-	sb_init(&sb);
-	if (sql_is_concurrent(stmt) && (hit = strcasestr(p, " concurrently")) != NULL) {
-		sb_addn(&sb, p, (size_t)(hit - p));
-		sb_add(&sb, hit + strlen(" concurrently"));
-	} else {
-		sb_add(&sb, stmt);
-	}
-	return sb_detach(&sb);
-}
-
 /* Runs the up files 0..VERSION in pg_temp; the caller's transaction is rolled back after. */
 static int build_scratch(PGconn *conn, const struct set_def *set, int version)
 {
@@ -133,7 +116,8 @@ static int build_scratch(PGconn *conn, const struct set_def *set, int version)
 		sl_init(&stmts);
 		sql_split(f->sql, &stmts);
 		for (size_t i = 0; i < stmts.n && rc == 0; i++) {
-			char *sql = scratch_statement(stmts.items[i]);
+			/* Temporary tables, one transaction: no CONCURRENTLY. */
+			char *sql = sql_without_concurrently(stmts.items[i]);
 
 			rc = db_exec(conn, sql);
 			free(sql);

@@ -47,12 +47,18 @@ TL_CLEANUP_HOOKS=()
 
 tl_log() { printf '# %s\n' "$*" >&2; }
 
+# Every temporary folder of a suite lives under one root, made here (not in
+# a subshell), so that tl_cleanup finds them all even when tl_tmpdir runs as
+# $(tl_tmpdir).
+TL_SUITE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cpa-test.XXXXXX")
+chmod 0755 "$TL_SUITE_TMP"
+TL_CLEANUP_DIRS+=("$TL_SUITE_TMP")
+
 # tl_tmpdir: a new temporary folder that the postgres user can also use.
 tl_tmpdir() {
 	local d
-	d=$(mktemp -d "${TMPDIR:-/tmp}/cpa-test.XXXXXX") || return 1
+	d=$(mktemp -d "$TL_SUITE_TMP/d.XXXXXX") || return 1
 	chmod 0755 "$d"
-	TL_CLEANUP_DIRS+=("$d")
 	printf '%s\n' "$d"
 }
 
