@@ -4,7 +4,7 @@
 #   make test            install what is missing, build, run every suite
 #   make sanitize        build with ASan+UBSan and run the unit, migration and check suites with it
 #   make valgrind        every command once under valgrind (the suite t0002)
-#   make lint            cppcheck, clang-tidy and shellcheck
+#   make lint            cppcheck, clang-tidy, shellcheck and a warning-free build (the suite t0001)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -36,7 +36,7 @@ UNIT_SRCS   := $(wildcard tests/unit/*.c)
 
 .PHONY: all test deps sanitize valgrind lint install uninstall clean
 
-all: agent/checkpoint-agent tests/unit/run-unit
+all: agent/checkpoint-agent tests/unit/run-unit tests/tools/notify-listen
 
 agent/sql_embed.c: $(SQL_FILES) agent/gen-sql-embed.sh
 	sh agent/gen-sql-embed.sh sql > $@.tmp && mv $@.tmp $@
@@ -54,6 +54,10 @@ agent/checkpoint-agent-asan: $(SRCS) $(wildcard agent/*.h) VERSION
 tests/unit/run-unit-asan: $(UNIT_SRCS) $(LIB_SRCS) $(wildcard agent/*.h) VERSION
 	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_SRCS) $(LDFLAGS) $(LDLIBS)
 
+# The receiving end of sd_notify, for the service's protocol tests (t4001).
+tests/tools/notify-listen: tests/tools/notify-listen.c
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -o $@ $<
+
 deps:
 	tests/install-deps.sh
 
@@ -70,11 +74,7 @@ valgrind: deps all
 	tests/run.sh t0002
 
 lint: agent/sql_embed.c
-	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
-		--std=c11 --inline-suppr --suppress=missingIncludeSystem -Iagent agent tests/unit
-	clang-tidy --quiet $(filter-out agent/sql_embed.c,$(SRCS)) -- -std=c11 -D_GNU_SOURCE $(PKG_CFLAGS) \
-		-DAGENT_VERSION='"lint"' -Iagent
-	shellcheck -x tests/*.sh tests/lib/*.sh $(wildcard provision/*.sh provision/lib/*.sh bench/*.sh) agent/gen-sql-embed.sh
+	tests/run.sh t0001
 
 install: agent/checkpoint-agent
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent
