@@ -1,0 +1,281 @@
+# shellcheck shell=bash
+# datadir.sh: placing PostgreSQL's data directory, shared by the datadir step
+# and `rollback.sh datadir`. Pure checks (refusals, space) take their inputs
+# as arguments, so the tests can run them against temporary folders.
+
+# cpa_dir_is_empty DIR: true when DIR does not exist or has no entries
+# (lost+found, which mkfs makes on a fresh disk, does not count).
+cpa_dir_is_empty() {
+	local dir=$1 entry
+	[ -d "$dir" ] || return 0
+	for entry in "$dir"/* "$dir"/.[!.]* "$dir"/..?*; do
+		[ -e "$entry" ] || [ -L "$entry" ] || continue
+		[ "$(basename "$entry")" = lost+found ] && continue
+		return 1
+	done
+	return 0
+}
+
+# cpa_datadir_sysid DIR: the database system identifier of the cluster in DIR
+# (pg_controldata), or nothing when DIR holds no cluster.
+cpa_datadir_sysid() {
+	local dir=$1
+	[ -f "$dir/global/pg_control" ] || return 0
+	LC_ALL=C "$CPA_PG_BIN/pg_controldata" "$dir" 2>/dev/null |
+		sed -n 's/^Database system identifier:[[:space:]]*//p'
+}
+
+# cpa_target_state TARGET SYSID: "empty" (absent or empty), "ours" (a copy of
+# the cluster with system identifier SYSID, e.g. left by an interrupted run or
+# kept by a rollback) or "foreign" (anything else).
+cpa_target_state() {
+	local target=$1 sysid=$2 found
+	if cpa_dir_is_empty "$target"; then
+		echo empty
+		return 0
+	fi
+	found=$(cpa_datadir_sysid "$target")
+	if [ -n "$found" ] && [ -n "$sysid" ] && [ "$found" = "$sysid" ]; then
+		echo ours
+	else
+		echo foreign
+	fi
+}
+
+# cpa_space_needed_kb USED_KB MARGIN_PERCENT: what the target's file system
+# must have free: the data plus the margin, and at least 64 MB more for WAL
+# written while it settles.
+cpa_space_needed_kb() {
+	local used=$1 margin=$2
+	printf '%s\n' $((used * (100 + margin) / 100 + 65536))
+}
+
+# cpa_existing_ancestor PATH: PATH or its nearest existing parent.
+cpa_existing_ancestor() {
+	local p=$1
+	while [ ! -e "$p" ] && [ "$p" != / ]; do
+		p=$(dirname "$p")
+	done
+	printf '%s\n' "$p"
+}
+
+# cpa_free_kb PATH: free kilobytes on the file system that will hold PATH.
+cpa_free_kb() {
+	df -Pk "$(cpa_existing_ancestor "$1")" | awk 'NR == 2 { print $4 }'
+}
+
+# cpa_check_space SOURCE_DIR TARGET: refuse when TARGET's file system lacks
+# room for SOURCE_DIR plus the margin.
+cpa_check_space() {
+	local source=$1 target=$2 used need free
+	used=$(du -sk "$source" 2>/dev/null | awk '{ print $1 }')
+	used=${used:-0}
+	need=$(cpa_space_needed_kb "$used" "$CPA_SPACE_MARGIN_PERCENT")
+	free=$(cpa_free_kb "$target")
+	if [ "$free" -lt "$need" ]; then
+		cpa_die "$CPA_EX_REFUSED" "not enough free space for $target: $((free / 1024)) MB free, $((need / 1024)) MB needed" \
+			"The data is $((used / 1024)) MB; with a ${CPA_SPACE_MARGIN_PERCENT}% margin and 64 MB for WAL that needs $((need / 1024)) MB. Free space on the data disk, or choose another one with --data-root."
+	fi
+	cpa_unchanged "free space on $(cpa_existing_ancestor "$target"): $((free / 1024)) MB, $((need / 1024)) MB needed"
+}
+
+# cpa_check_mount ROOT: warn (or refuse, with --require-mount) when ROOT is
+# not a mount point of its own.
+cpa_check_mount() {
+	local root=$1
+	if [ -d "$root" ] && mountpoint -q "$root"; then
+		cpa_unchanged "$root is a mount point"
+		return 0
+	fi
+	if [ "$CPA_REQUIRE_MOUNT" = 1 ]; then
+		cpa_die "$CPA_EX_REFUSED" "$root is not a mount point, and --require-mount was given" \
+			"Mount the data disk at $root (and add it to /etc/fstab), then resume."
+	fi
+	cpa_warn "$root is not a separate mount point: the data directory would share the root file system. Mount the data disk there, or pass --require-mount to refuse in this case."
+}
+
+# cpa_prepare_target TARGET: create TARGET (and its parents) for the postgres
+# user, mode 0700; refuse when the result is not 0700 postgres:postgres or
+# postgres cannot write into it.
+cpa_prepare_target() {
+	local target=$1 parent mode owner p
+	parent=$(dirname "$target")
+	if [ "$CPA_DRY_RUN" = 1 ]; then
+		[ -d "$target" ] || cpa_changed "create $target (0700 postgres:postgres)"
+		return 0
+	fi
+	# Parents made here belong to postgres (like /var/lib/postgresql); those
+	# that exist are left as they are, but must let postgres through.
+	p=$parent
+	local -a missing=()
+	while [ ! -e "$p" ]; do
+		missing=("$p" "${missing[@]}")
+		p=$(dirname "$p")
+	done
+	for p in "${missing[@]}"; do
+		install -d -m 0755 -o postgres -g postgres "$p" ||
+			cpa_die "$CPA_EX_REFUSED" "cannot create $p" "Check that the data disk is mounted read-write."
+		cpa_changed "created $p (0755 postgres:postgres)"
+	done
+	if [ ! -d "$target" ]; then
+		install -d -m 0700 -o postgres -g postgres "$target" 2>/dev/null ||
+			cpa_die "$CPA_EX_REFUSED" "cannot create $target" "Check that the data disk is mounted read-write."
+		cpa_changed "created $target (0700 postgres:postgres)"
+	fi
+	chown postgres:postgres "$target" 2>/dev/null || true
+	chmod 0700 "$target" 2>/dev/null || true
+	mode=$(stat -c '%a' "$target")
+	owner=$(stat -c '%U:%G' "$target")
+	if [ "$mode" != 700 ] || [ "$owner" != postgres:postgres ]; then
+		cpa_die "$CPA_EX_REFUSED" "$target cannot be made 0700 postgres:postgres (it is $mode $owner)" \
+			"PostgreSQL refuses a data directory others can read. The file system may not keep Unix permissions (vfat, some network mounts) or may squash root: use a local ext4/xfs file system."
+	fi
+	if ! runuser -u postgres -- test -w "$target" || ! runuser -u postgres -- test -x "$target"; then
+		cpa_die "$CPA_EX_REFUSED" "the postgres user cannot use $target" \
+			"A parent folder does not let postgres through, or the file system is read-only. Fix the parents' modes (e.g. chmod o+x), then resume."
+	fi
+}
+
+# cpa_user_data_report: prints one line per kind of user data the running
+# cluster holds (databases beyond the defaults, tables in the default
+# databases, roles beyond postgres); nothing for a fresh cluster.
+cpa_user_data_report() {
+	local db n
+	cpa_psql -d postgres -c "SELECT 'database ' || datname FROM pg_database
+		WHERE datname NOT IN ('postgres', 'template0', 'template1') ORDER BY 1"
+	cpa_psql -d postgres -c "SELECT 'role ' || rolname FROM pg_roles
+		WHERE rolname <> 'postgres' AND rolname NOT LIKE 'pg\_%' ORDER BY 1"
+	for db in postgres template1; do
+		n=$(cpa_psql -d "$db" -c "SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+			WHERE s.nspname NOT IN ('pg_catalog', 'information_schema')
+			AND s.nspname NOT LIKE 'pg\_toast%' AND s.nspname NOT LIKE 'pg\_temp%'")
+		[ "$n" = 0 ] || printf 'relations in database %s: %s\n' "$db" "$n"
+	done
+}
+
+# cpa_table_checksums: one line per user table of every database that takes
+# connections: "database schema.table rows checksum". The checksum is the sum
+# of the first 64 bits of each row's md5: independent of row order, so it
+# needs neither a sort nor memory in proportion to the table.
+cpa_table_checksums() {
+	local db
+	for db in $(cpa_psql -d postgres -c "SELECT datname FROM pg_database WHERE datallowconn ORDER BY 1"); do
+		cpa_psql -d "$db" -F ' ' <<-'EOF'
+			SELECT format('SELECT %L, %L, count(*), coalesce(sum((''x'' || left(md5(cpa_checksum_row::text), 16))::bit(64)::bigint::numeric), 0) FROM %I.%I AS cpa_checksum_row',
+			              current_database(), n.nspname || '.' || c.relname, n.nspname, c.relname)
+			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind = 'r'
+			  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+			  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+			ORDER BY n.nspname, c.relname
+			\gexec
+		EOF
+	done
+}
+
+# cpa_show_data_directory: the running server's SHOW data_directory.
+cpa_show_data_directory() {
+	cpa_psql -d postgres -c 'SHOW data_directory'
+}
+
+# cpa_record_relocation ORIGINAL NEW METHOD: remember where the data was, for
+# rollback.sh datadir.
+cpa_record_relocation() {
+	local original=$1 new=$2 method=$3
+	[ "$CPA_DRY_RUN" = 1 ] && return 0
+	install -d -m 0700 "$CPA_STATE_DIR"
+	cpa_install_content "$CPA_STATE_DIR/datadir-$CPA_PG_VERSION-$CPA_PG_CLUSTER.env" 0600 root root "relocation record" <<-EOF || true
+		# Written by provision/ when it moved PostgreSQL $CPA_PG_VERSION/$CPA_PG_CLUSTER; read by rollback.sh datadir.
+		ORIGINAL_DATA_DIRECTORY=$original
+		DATA_DIRECTORY=$new
+		METHOD=$method
+		DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	EOF
+}
+
+# cpa_relocation_record KEY: a value from the relocation record.
+cpa_relocation_record() {
+	local file=$CPA_STATE_DIR/datadir-$CPA_PG_VERSION-$CPA_PG_CLUSTER.env
+	[ -f "$file" ] || return 0
+	sed -n "s/^$1=//p" "$file" | tail -n 1
+}
+
+# cpa_private_start DIR WORK: start the cluster's server on data directory
+# DIR (with the cluster's configuration) where no client can reach it: no
+# TCP, and its socket in WORK only. Nothing can write while the copy is
+# checksummed, so "before" and "after" compare the same data.
+cpa_private_start() {
+	local dir=$1 work=$2
+	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$CPA_PG_CONF_DIR" -l "$work/server.log" -w -t 300 \
+		-o "-c data_directory=$dir -c listen_addresses='' -c unix_socket_directories=$work -c external_pid_file=$work/pid" \
+		start >/dev/null
+}
+
+cpa_private_stop() {
+	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$1" -m fast -w -t 300 stop >/dev/null
+}
+
+# cpa_private_checksums DIR WORK OUT: the table checksums of DIR, taken on a
+# private server, into OUT; also checks SHOW data_directory.
+cpa_private_checksums() {
+	local dir=$1 work=$2 out=$3 shown
+	cpa_private_start "$dir" "$work" || {
+		tail -n 20 "$work/server.log" >&2
+		return 1
+	}
+	shown=$(PGHOST=$work cpa_show_data_directory) || shown=
+	PGHOST=$work cpa_table_checksums >"$out" || shown=
+	cpa_private_stop "$dir" || return 1
+	[ "$shown" = "$dir" ]
+}
+
+# cpa_copy_and_switch FROM TO WHAT: the copy path, shared with the rollback.
+# Stop the cluster; checksum FROM on a private server; copy with cp -a;
+# checksum TO the same way; only when every table's row count and checksum
+# match, point data_directory at TO (pg_conftool) and start the cluster,
+# which must then report TO in SHOW data_directory. Until that last step
+# PostgreSQL's configuration still names FROM, and FROM is never written to;
+# on a mismatch the cluster is started on FROM again (exit 65).
+cpa_copy_and_switch() {
+	local from=$1 to=$2 what=$3 work before after
+	work=$(mktemp -d "${TMPDIR:-/tmp}/cpa-datadir.XXXXXX")
+	chown postgres:postgres "$work"
+	chmod 0700 "$work"
+	before=$work/before
+	after=$work/after
+	cpa_cluster_stop
+	cpa_info "stopped PostgreSQL for the $what; checksumming $from on a private server (no TCP, private socket)"
+	cpa_private_checksums "$from" "$work" "$before" || {
+		cpa_cluster_start
+		cpa_die "$CPA_EX_FAILED" "could not checksum $from on a private server; PostgreSQL was started again on it" \
+			"The server's log is above."
+	}
+	cpa_info "$(wc -l <"$before") tables checksummed in $from"
+	cpa_info "copying $from to $to (cp -a: modes, owners, times kept)"
+	cp -a "$from/." "$to/" || {
+		cpa_cluster_start
+		cpa_die "$CPA_EX_FAILED" "copying $from to $to failed; PostgreSQL was started again on $from" \
+			"Check the disk (space, errors) and resume; the partial copy is replaced."
+	}
+	# The copy's pid file names the private server of the checksum run.
+	rm -f "$to/postmaster.pid"
+	if ! cpa_private_checksums "$to" "$work" "$after" || ! cmp -s "$before" "$after"; then
+		diff "$before" "$after" | sed 's/^/    /' >&2 || true
+		cpa_cluster_start
+		cpa_die "$CPA_EX_VERIFY" "the copy on $to does not match $from: PostgreSQL was started again on $from, which was not changed" \
+			"The differences are above. Check the data disk; $to is left for inspection."
+	fi
+	cpa_changed "copied $from to $to: $(wc -l <"$after") tables' row counts and checksums match"
+	pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$to"
+	cpa_changed "data_directory = '$to' (was $from)"
+	if ! pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" start || ! cpa_wait_ready 120 ||
+		[ "$(cpa_show_data_directory)" != "$to" ]; then
+		pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" stop || true
+		pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$from"
+		cpa_cluster_start
+		cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL did not start on $to (or SHOW data_directory disagrees); it is back on $from" \
+			"See /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log."
+	fi
+	cpa_changed "PostgreSQL runs on $to (SHOW data_directory agrees)"
+	rm -rf "$work"
+}

@@ -1,0 +1,106 @@
+#!/bin/bash
+# 10-install.sh: step "install". Installs PostgreSQL from the distribution and
+# what the agent needs to build (only the packages dpkg says are missing),
+# then builds the agent from this repository checkout and installs it when
+# the built binary differs from the installed one. A re-run installs nothing.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+
+# The packages: the server and contrib modules (the distribution's default
+# version and the configured one), and the agent's build dependencies.
+install_package_list() {
+	printf '%s\n' postgresql postgresql-contrib "postgresql-$CPA_PG_VERSION" \
+		build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev
+}
+
+missing_packages() {
+	local p
+	for p in $(install_package_list); do
+		cpa_pkg_installed "$p" || printf '%s\n' "$p"
+	done
+}
+
+apt_install() {
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+install_missing_packages() {
+	local -a missing
+	mapfile -t missing < <(missing_packages)
+	if [ "${#missing[@]}" -eq 0 ]; then
+		cpa_unchanged "packages installed: $(install_package_list | paste -sd ' ')"
+		return 0
+	fi
+	if [ "$CPA_DRY_RUN" = 1 ]; then
+		cpa_changed "install packages: ${missing[*]}"
+		return 0
+	fi
+	cpa_info "installing ${missing[*]}"
+	if ! apt_install "${missing[@]}"; then
+		cpa_info "apt-get install failed; refreshing the package lists and trying again"
+		apt-get update -q || cpa_die "$CPA_EX_UNAVAILABLE" "apt-get update failed" \
+			"Check the network and /etc/apt/sources.list."
+		apt_install "${missing[@]}" || cpa_die "$CPA_EX_UNAVAILABLE" "apt-get install ${missing[*]} failed" \
+			"The apt output above says why (a missing package means PostgreSQL $CPA_PG_VERSION is not in this distribution's repositories: choose --pg-version)."
+	fi
+	cpa_changed "installed packages: ${missing[*]}"
+}
+
+# build_agent: make the agent in the checkout (make rebuilds only what changed).
+build_agent() {
+	local log
+	if [ "$CPA_DRY_RUN" = 1 ]; then
+		if [ -x "$CPA_REPO_DIR/agent/checkpoint-agent" ] && make -q -C "$CPA_REPO_DIR" agent/checkpoint-agent 2>/dev/null; then
+			cpa_unchanged "agent build up to date ($CPA_REPO_DIR/agent/checkpoint-agent)"
+		else
+			cpa_info "would build the agent: make -C $CPA_REPO_DIR agent/checkpoint-agent"
+		fi
+		return 0
+	fi
+	log=$(mktemp "${TMPDIR:-/tmp}/cpa-build.XXXXXX")
+	if ! make -C "$CPA_REPO_DIR" agent/checkpoint-agent >"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		rm -f "$log"
+		cpa_die "$CPA_EX_FAILED" "building the agent in $CPA_REPO_DIR failed" \
+			"The compiler's last lines are above. Is the checkout complete (git status)?"
+	fi
+	if grep -q 'Nothing to be done\|is up to date' "$log"; then
+		cpa_unchanged "agent build up to date ($CPA_REPO_DIR/agent/checkpoint-agent)"
+	else
+		cpa_info "built $CPA_REPO_DIR/agent/checkpoint-agent"
+	fi
+	rm -f "$log"
+}
+
+# install_agent: make install, only when the built binary differs.
+install_agent() {
+	local built=$CPA_REPO_DIR/agent/checkpoint-agent new old
+	if [ "$CPA_DRY_RUN" = 1 ]; then
+		if [ -x "$CPA_AGENT_BIN" ] && [ -x "$built" ] && cmp -s "$built" "$CPA_AGENT_BIN"; then
+			cpa_unchanged "agent installed at $CPA_AGENT_BIN (same checksum as the build)"
+		else
+			cpa_changed "make -C $CPA_REPO_DIR install PREFIX=$CPA_PREFIX"
+		fi
+		return 0
+	fi
+	new=$(sha256sum <"$built" | cut -d' ' -f1)
+	old=
+	[ -f "$CPA_AGENT_BIN" ] && old=$(sha256sum <"$CPA_AGENT_BIN" | cut -d' ' -f1)
+	if [ "$new" = "$old" ]; then
+		cpa_unchanged "agent installed at $CPA_AGENT_BIN (sha256 ${new:0:12}, same as the build)"
+		return 0
+	fi
+	make -C "$CPA_REPO_DIR" --no-print-directory install PREFIX="$CPA_PREFIX" >/dev/null ||
+		cpa_die "$CPA_EX_FAILED" "make install PREFIX=$CPA_PREFIX failed"
+	cpa_changed "installed the agent at $CPA_AGENT_BIN (sha256 ${new:0:12}${old:+, was ${old:0:12}}): $("$CPA_AGENT_BIN" --version 2>/dev/null | head -n 1)"
+}
+
+main() {
+	cpa_init_step install "$@"
+	install_missing_packages
+	build_agent
+	install_agent
+}
+
+main "$@"

@@ -1,0 +1,130 @@
+#!/bin/bash
+# t5001-provision-options: the command line shared by provision.sh, its steps
+# and rollback.sh: defaults from defaults.env, environment overrides, option
+# overrides, validation (exit 64), root check (77), the step list. Nothing
+# here changes the machine: --show-config and --help exit before any step.
+
+# shellcheck source=tests/lib/test-lib.sh
+. "$(dirname "$0")/lib/test-lib.sh"
+
+P=$TL_ROOT/provision
+
+# show_config ARGS...: the effective settings, with the environment cleared of
+# CPA_* so the defaults are what defaults.env says.
+show_config() {
+	# shellcheck disable=SC2046 # one -u NAME pair per variable
+	env $(env | sed -n 's/^\(CPA_[A-Z0-9_]*\)=.*/-u \1/p') "$P/provision.sh" --show-config "$@"
+}
+
+config_value() {
+	sed -n "s/^$1=//p"
+}
+
+test_01_defaults_come_from_defaults_env() {
+	local out key value
+	out=$(show_config) || fail "--show-config failed"
+	while IFS='=' read -r key value; do
+		case "$key" in '' | '#'*) continue ;; esac
+		[ "$key" = CPA_DATA_DIR ] && continue
+		assertEquals "$key" "$value" "$(config_value "$key" <<<"$out")"
+	done <"$P/defaults.env"
+}
+
+test_02_data_dir_is_derived_from_root_version_and_cluster() {
+	local out
+	out=$(show_config --data-root /srv/disk --pg-version 16 --cluster app)
+	assertEquals /srv/disk/postgresql/16/app "$(config_value CPA_DATA_DIR <<<"$out")"
+	out=$(show_config --data-dir /srv/pg/)
+	assertEquals "an explicit data dir wins, trailing slash dropped" /srv/pg "$(config_value CPA_DATA_DIR <<<"$out")"
+}
+
+test_03_environment_overrides_defaults_and_options_override_environment() {
+	local out
+	out=$(CPA_POOL_SIZE=33 CPA_DB_ROLE=other env -u CPA_PG_PORT "$P/provision.sh" --show-config)
+	assertEquals 33 "$(config_value CPA_POOL_SIZE <<<"$out")"
+	assertEquals other "$(config_value CPA_DB_ROLE <<<"$out")"
+	out=$(CPA_POOL_SIZE=33 "$P/provision.sh" --show-config --pool-size=44)
+	assertEquals 44 "$(config_value CPA_POOL_SIZE <<<"$out")"
+}
+
+test_04_allow_cidr_accumulates_after_the_environment() {
+	local out
+	out=$(CPA_ALLOWED_CIDRS=10.0.0.0/8 "$P/provision.sh" --show-config --allow-cidr 192.0.2.0/24 --allow-cidr=2001:db8::/32)
+	assertEquals "10.0.0.0/8 192.0.2.0/24 2001:db8::/32" "$(config_value CPA_ALLOWED_CIDRS <<<"$out")"
+}
+
+test_05_bad_values_exit_64_with_a_reason() {
+	local args err rc
+	# shellcheck disable=SC2089 # the quote is part of the bad value
+	for args in "--allow-cidr 10.0.0.1" "--allow-cidr 300.1.1.1/8" "--allow-cidr 10.0.0.0/33" \
+		"--port 70000" "--port x" "--pool-size 0" "--role bad\"name" "--database Upper" \
+		"--data-root relative/path" "--sets langgraph,bogus" "--sets bogus" "--listen 1.2.3.4;drop" \
+		"--env-file /etc/it's" "--space-margin -1" "--no-such-option"; do
+		rc=0
+		# shellcheck disable=SC2086,SC2090 # the words are separate arguments, quotes literal
+		err=$("$P/provision.sh" --show-config $args 2>&1 >/dev/null) || rc=$?
+		assertEquals "exit code for: $args" 64 "$rc"
+		assertContains "message for: $args" "$err" "Try: provision.sh --help"
+	done
+}
+
+test_06_missing_option_value_is_a_usage_error() {
+	local rc=0 err
+	err=$("$P/provision.sh" --port 2>&1) || rc=$?
+	assertEquals 64 "$rc"
+	assertContains "$err" "--port needs a value"
+}
+
+test_07_help_lists_every_setting_and_the_exit_codes() {
+	local help key
+	help=$("$P/provision.sh" --help) || fail "--help failed"
+	while IFS='=' read -r key _; do
+		case "$key" in '' | '#'*) continue ;; esac
+		assertContains "help names $key" "$help" "$key"
+	done <"$P/defaults.env"
+	for key in --dry-run --remove-old --require-mount --allow-cidr --listen --password-file --step --from; do
+		assertContains "help names $key" "$help" "$key"
+	done
+	assertContains "$help" "73 refused"
+}
+
+test_08_every_step_runs_alone_and_has_help() {
+	local f out
+	for f in "$P"/steps/[0-9][0-9]-*.sh; do
+		out=$(bash "$f" --help) || fail "$f --help failed"
+		assertContains "$f" "$out" "Usage: provision/steps/$(basename "$f")"
+	done
+}
+
+test_09_steps_are_listed_in_order_and_unknown_steps_are_refused() {
+	local rc=0
+	assertEquals "install datadir role-db tune app-env agent table-tuning summary" \
+		"$("$P/provision.sh" --list-steps | paste -sd ' ')"
+	"$P/provision.sh" --step nosuch >/dev/null 2>&1 || rc=$?
+	assertEquals 64 "$rc"
+	rc=0
+	"$P/provision.sh" --from nosuch >/dev/null 2>&1 || rc=$?
+	assertEquals 64 "$rc"
+}
+
+test_10_a_non_root_user_gets_77_without_dry_run() {
+	local rc=0 err
+	err=$(cd / && runuser -u nobody -- "$P/provision.sh" --step summary 2>&1) || rc=$?
+	assertEquals 77 "$rc"
+	assertContains "$err" "must run as root"
+}
+
+test_11_rollback_needs_one_known_action() {
+	local rc=0
+	"$P/rollback.sh" >/dev/null 2>&1 || rc=$?
+	assertEquals "no action" 64 "$rc"
+	rc=0
+	"$P/rollback.sh" sideways >/dev/null 2>&1 || rc=$?
+	assertEquals "unknown action" 64 "$rc"
+	rc=0
+	"$P/rollback.sh" schema >/dev/null 2>&1 || rc=$?
+	assertEquals "schema without --to" 64 "$rc"
+	assertContains "$("$P/rollback.sh" app)" "checkpoint:*"
+}
+
+tl_run

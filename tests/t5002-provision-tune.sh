@@ -1,0 +1,122 @@
+#!/bin/bash
+# t5002-provision-tune: the tuning rules (provision/tune-values.sh) and the
+# conf.d template they fill, which provision/ and ansible/ share. Values are
+# checked against the rules worked out by hand, and the rendered file is
+# loaded by a real (throwaway) PostgreSQL, which must accept every setting.
+
+# shellcheck source=tests/lib/test-lib.sh
+. "$(dirname "$0")/lib/test-lib.sh"
+# shellcheck source=provision/lib/common.sh
+. "$TL_ROOT/provision/lib/common.sh"
+
+TV=$TL_ROOT/provision/tune-values.sh
+TEMPLATE=$TL_ROOT/provision/templates/postgresql-tuning.conf.j2
+
+value() { sed -n "s/^$1=//p"; }
+
+test_01_a_4_gb_2_core_server_with_one_pool_of_20() {
+	local out
+	out=$("$TV" --mem-kb 4194304 --cores 2 --pool-size 20 --instances 1) || fail "tune-values failed"
+	assertEquals "35 = 20 + the minimum headroom of 15" 35 "$(value max_connections <<<"$out")"
+	assertEquals "a quarter of 4096 MB" 1024MB "$(value shared_buffers <<<"$out")"
+	assertEquals "three quarters" 3072MB "$(value effective_cache_size <<<"$out")"
+	assertEquals "1/16" 256MB "$(value maintenance_work_mem <<<"$out")"
+	assertEquals "(4096-1024)/(35*4) = 21" 21MB "$(value work_mem <<<"$out")"
+	assertEquals "4096/8 = 512, raised to 1 GB" 1024MB "$(value max_wal_size <<<"$out")"
+	assertEquals 256MB "$(value min_wal_size <<<"$out")"
+	assertEquals 1 "$(value max_parallel_workers_per_gather <<<"$out")"
+	assertEquals 3 "$(value autovacuum_max_workers <<<"$out")"
+	assertEquals lz4 "$(value default_toast_compression <<<"$out")"
+	assertEquals lz4 "$(value wal_compression <<<"$out")"
+}
+
+test_02_connections_follow_the_pools_with_a_quarter_headroom() {
+	local out
+	out=$("$TV" --mem-kb 8388608 --cores 4 --pool-size 100 --instances 3)
+	assertEquals 300 "$(value pool_total <<<"$out")"
+	assertEquals 75 "$(value connection_headroom <<<"$out")"
+	assertEquals 375 "$(value max_connections <<<"$out")"
+	out=$("$TV" --mem-kb 8388608 --cores 4 --pool-size 10 --instances 2)
+	assertEquals "small pools keep 15 spare" 35 "$(value max_connections <<<"$out")"
+}
+
+test_03_large_machines_hit_the_caps() {
+	local out
+	out=$("$TV" --mem-kb $((256 * 1024 * 1024)) --cores 64 --pool-size 20 --instances 1)
+	assertEquals 16384MB "$(value shared_buffers <<<"$out")"
+	assertEquals 2048MB "$(value maintenance_work_mem <<<"$out")"
+	assertEquals 64MB "$(value work_mem <<<"$out")"
+	assertEquals 16384MB "$(value max_wal_size <<<"$out")"
+	assertEquals 6 "$(value autovacuum_max_workers <<<"$out")"
+	assertEquals 4 "$(value max_parallel_workers_per_gather <<<"$out")"
+}
+
+test_04_without_options_it_reads_the_machine() {
+	local out
+	out=$(env -u CPA_POOL_SIZE -u CPA_POOL_INSTANCES "$TV")
+	assertEquals "$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)" "$(value mem_mb <<<"$out")"
+	assertEquals "$(nproc)" "$(value cores <<<"$out")"
+	assertEquals "pool size from defaults.env" "$(sed -n 's/^CPA_POOL_SIZE=//p' "$TL_ROOT/provision/defaults.env")" \
+		"$(value pool_size <<<"$out")"
+}
+
+test_05_bad_input_exits_64() {
+	local args rc
+	for args in "--cores 0" "--mem-kb abc" "--mem-kb 1000" "--pool-size" "--bogus 1"; do
+		rc=0
+		# shellcheck disable=SC2086
+		"$TV" $args >/dev/null 2>&1 || rc=$?
+		assertEquals "$args" 64 "$rc"
+	done
+}
+
+test_06_the_template_uses_every_value_and_explains_every_setting() {
+	local out rendered line prev=""
+	out=$("$TV" --mem-kb 4194304 --cores 2 --pool-size 20 --instances 1)
+	rendered=$(mapfile -t v <<<"$out"; cpa_render "$TEMPLATE" "${v[@]}") || fail "rendering failed"
+	assertNotContains "no placeholder is left" "$rendered" "{{"
+	assertContains "$rendered" "max_connections = 35"
+	assertContains "$rendered" "default_toast_compression = lz4"
+	# Every setting line follows a comment line (its explanation) or another
+	# setting of the same paragraph.
+	while IFS= read -r line; do
+		if [[ "$line" =~ ^[a-z_]+\ = ]]; then
+			case "$prev" in
+			'#'* | [a-z]*) ;;
+			*) fail "no explanation above: $line" ;;
+			esac
+		fi
+		prev=$line
+	done <<<"$rendered"
+	# Every GUC that tune-values prints is set by the template.
+	while read -r line; do
+		case "$line" in mem_mb | cores | pool_size | pool_instances | pool_total | connection_headroom) continue ;; esac
+		assertContains "template sets $line" "$rendered" "$line = "
+	done < <(grep -E '^[a-z_]+=' <<<"$out" | cut -d= -f1)
+}
+
+test_07_postgresql_accepts_and_applies_the_rendered_file() {
+	local out file
+	tl_pg_start || fail "no throwaway cluster"
+	# tl_pg_start makes its folder in $(...): register it here.
+	TL_CLEANUP_DIRS+=("$TL_PGDIR")
+	out=$("$TV" --mem-kb 1048576 --cores 2 --pool-size 20 --instances 1)
+	file=$TL_PGDIR/50-checkpoint-tuning.conf
+	(mapfile -t v <<<"$out"; cpa_render "$TEMPLATE" "${v[@]}") >"$file" || fail "rendering failed"
+	chmod 0644 "$file"
+	printf "include '%s'\n" "$file" >>"$TL_PGDATA/postgresql.conf"
+	# Before the restart, postmaster settings only wait to be applied.
+	assertEquals "no setting is rejected" "" \
+		"$(tl_psql_super -c "SELECT name || ': ' || error FROM pg_file_settings
+			WHERE error IS NOT NULL AND error <> 'setting could not be applied'")"
+	tl_pg_stop
+	tl_pg_restart || fail "PostgreSQL did not restart with the tuning file"
+	assertEquals 256MB "$(tl_sql 'SHOW shared_buffers')"
+	assertEquals 35 "$(tl_sql 'SHOW max_connections')"
+	assertEquals lz4 "$(tl_sql 'SHOW default_toast_compression')"
+	assertEquals lz4 "$(tl_sql 'SHOW wal_compression')"
+	assertEquals off "$(tl_sql 'SHOW jit')"
+	assertEquals "nothing waits for a restart" 0 "$(tl_sql 'SELECT count(*) FROM pg_settings WHERE pending_restart')"
+}
+
+tl_run

@@ -1,0 +1,194 @@
+#!/bin/bash
+# t5005-provision-datadir: the checks and the verification of the data
+# directory move (provision/lib/datadir.sh), on temporary folders, tmpfs
+# mounts and throwaway clusters; never on the machine's own clusters (the
+# move itself, with postgresql-common's tools, runs in t5500's container).
+# Refusals: a foreign or non-empty target, too little space, a target that
+# cannot be 0700 postgres; the mount point warning and --require-mount; the
+# per-table checksums that prove a copy.
+
+# shellcheck source=tests/lib/test-lib.sh
+. "$(dirname "$0")/lib/test-lib.sh"
+# shellcheck source=provision/lib/common.sh
+. "$TL_ROOT/provision/lib/common.sh"
+# shellcheck source=provision/lib/datadir.sh
+. "$TL_ROOT/provision/lib/datadir.sh"
+
+# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
+# made by tl_tmpdir inside $(...) is registered in the subshell only).
+t5_tmpdir() {
+	local t5_dir
+	t5_dir=$(tl_tmpdir) || return 1
+	TL_CLEANUP_DIRS+=("$t5_dir")
+	printf -v "$1" '%s' "$t5_dir"
+}
+
+MOUNTS=()
+
+suite_setup() {
+	tl_pg_start || return 1
+	# tl_pg_start makes its folder in $(...): register it here.
+	TL_CLEANUP_DIRS+=("$TL_PGDIR")
+	export PGHOST=$TL_PGSOCK
+	CPA_PG_PORT=$TL_PGPORT
+	CPA_PG_BIN=$TL_PGBIN
+	CPA_SPACE_MARGIN_PERCENT=20
+	CPA_REQUIRE_MOUNT=0
+	CPA_DRY_RUN=0
+	SYSID=$(cpa_datadir_sysid "$TL_PGDATA")
+}
+
+suite_teardown() {
+	local m
+	for m in "${MOUNTS[@]}"; do
+		umount "$m" 2>/dev/null
+	done
+}
+
+# tmpfs_at DIR SIZE: a small file system of its own.
+tmpfs_at() {
+	mkdir -p "$1" && mount -t tmpfs -o "size=$2,mode=0755" cpa-test "$1" || return 1
+	MOUNTS+=("$1")
+}
+
+# in_subshell CMD...: run a function that may exit (cpa_die); print its
+# output and return its exit code.
+in_subshell() {
+	(
+		CPA_STEP=datadir-test
+		"$@"
+	) 2>&1
+}
+
+test_01_empty_means_absent_or_nothing_but_lost_and_found() {
+	local d
+	t5_tmpdir d
+	assertTrue "absent" "cpa_dir_is_empty '$d/none'"
+	assertTrue "empty" "cpa_dir_is_empty '$d'"
+	mkdir "$d/lost+found"
+	assertTrue "lost+found only" "cpa_dir_is_empty '$d'"
+	touch "$d/.hidden"
+	assertFalse "a dot file counts" "cpa_dir_is_empty '$d'"
+}
+
+test_02_the_target_is_told_apart_by_its_system_identifier() {
+	local d copy
+	t5_tmpdir d
+	assertNotNull "the throwaway cluster has a system identifier" "$SYSID"
+	assertEquals empty "$(cpa_target_state "$d/new" "$SYSID")"
+	copy=$d/copy
+	cp -a "$TL_PGDATA" "$copy"
+	assertEquals "a copy of this cluster" ours "$(cpa_target_state "$copy" "$SYSID")"
+	assertEquals "another cluster's data" foreign "$(cpa_target_state "$copy" 1234567890)"
+	mkdir "$d/files" && echo x >"$d/files/notes.txt"
+	assertEquals "other files" foreign "$(cpa_target_state "$d/files" "$SYSID")"
+}
+
+test_03_space_needed_is_the_data_plus_margin_plus_64_mb() {
+	assertEquals $((1000 * 120 / 100 + 65536)) "$(cpa_space_needed_kb 1000 20)"
+	assertEquals $((2048000 + 65536)) "$(cpa_space_needed_kb 2048000 0)"
+}
+
+test_04_too_little_space_is_refused_with_73() {
+	local d out rc=0
+	t5_tmpdir d
+	tmpfs_at "$d/small" 16m || fail "no tmpfs"
+	out=$(in_subshell cpa_check_space "$TL_PGDATA" "$d/small/postgresql/15/main") || rc=$?
+	assertEquals 73 "$rc"
+	assertContains "$out" "not enough free space"
+	assertContains "$out" "resume with"
+	tmpfs_at "$d/big" 2g || fail "no tmpfs"
+	rc=0
+	out=$(in_subshell cpa_check_space "$TL_PGDATA" "$d/big/postgresql/15/main") || rc=$?
+	assertEquals "room enough: $out" 0 "$rc"
+}
+
+test_05_not_a_mount_point_warns_and_require_mount_refuses() {
+	local d out rc=0
+	t5_tmpdir d
+	out=$(in_subshell cpa_check_mount "$d")
+	assertContains "$out" "WARNING:"
+	assertContains "$out" "not a separate mount point"
+	out=$(CPA_REQUIRE_MOUNT=1 in_subshell cpa_check_mount "$d") || rc=$?
+	assertEquals 73 "$rc"
+	assertContains "$out" "--require-mount"
+	tmpfs_at "$d/disk" 16m || fail "no tmpfs"
+	rc=0
+	out=$(CPA_REQUIRE_MOUNT=1 in_subshell cpa_check_mount "$d/disk") || rc=$?
+	assertEquals "a mount point passes: $out" 0 "$rc"
+}
+
+test_06_the_target_is_made_0700_for_postgres() {
+	local d
+	t5_tmpdir d
+	in_subshell cpa_prepare_target "$d/root/postgresql/15/main" >/dev/null || fail "prepare failed"
+	assertEquals "700 postgres:postgres" "$(stat -c '%a %U:%G' "$d/root/postgresql/15/main")"
+	assertEquals "parents it made belong to postgres" "755 postgres:postgres" "$(stat -c '%a %U:%G' "$d/root/postgresql")"
+	chmod 0755 "$d/root/postgresql/15/main"
+	in_subshell cpa_prepare_target "$d/root/postgresql/15/main" >/dev/null || fail "prepare failed"
+	assertEquals "a loose mode is tightened" 700 "$(stat -c '%a' "$d/root/postgresql/15/main")"
+}
+
+test_07_a_target_that_cannot_be_0700_for_postgres_is_refused() {
+	local d out rc=0
+	t5_tmpdir d
+	mkdir -p "$d/ro/target"
+	mount --bind "$d/ro" "$d/ro" || fail "no bind mount"
+	MOUNTS+=("$d/ro")
+	mount -o remount,bind,ro "$d/ro" || fail "no read-only remount"
+	out=$(in_subshell cpa_prepare_target "$d/ro/target") || rc=$?
+	assertEquals "read-only file system: $out" 73 "$rc"
+	assertContains "$out" "cannot be made 0700"
+	mkdir -p "$d/closed/x"
+	chmod 0700 "$d/closed"
+	rc=0
+	out=$(in_subshell cpa_prepare_target "$d/closed/x/target") || rc=$?
+	assertEquals "a parent postgres cannot pass: $out" 73 "$rc"
+	assertContains "$out" "the postgres user cannot use"
+}
+
+test_08_checksums_match_on_a_copy_and_see_a_changed_row() {
+	local d before after port
+	tl_sql "CREATE TABLE t1 (id int PRIMARY KEY, doc jsonb, b bytea);
+		INSERT INTO t1 SELECT g, jsonb_build_object('n', g), decode(md5(g::text), 'hex') FROM generate_series(1, 2000) g;
+		CREATE SCHEMA s2; CREATE TABLE s2.empty (x int);" >/dev/null
+	before=$(cpa_table_checksums)
+	assertContains "$before" "$TL_APP_DB public.t1 2000 "
+	assertContains "$before" "$TL_APP_DB s2.empty 0 0"
+	# A copy, started as a second server: the same checksums.
+	t5_tmpdir d
+	chown postgres: "$d"
+	tl_pg_stop
+	cp -a "$TL_PGDATA" "$d/data"
+	tl_pg_restart || fail "restart failed"
+	port=$(tl_free_port)
+	runuser -u postgres -- "$TL_PGBIN/pg_ctl" -D "$d/data" -o "-p $port -k $d" -l "$d/log" -w start >/dev/null ||
+		fail "the copy did not start"
+	TL_CLUSTERS+=("$d/data")
+	after=$(PGHOST=$d CPA_PG_PORT=$port cpa_table_checksums)
+	assertEquals "the copy has the same rows" "$before" "$after"
+	PGHOST=$d CPA_PG_PORT=$port cpa_psql -d "$TL_APP_DB" -c "UPDATE t1 SET doc = '{\"n\": 0}' WHERE id = 7" >/dev/null
+	after=$(PGHOST=$d CPA_PG_PORT=$port cpa_table_checksums)
+	assertNotEquals "one changed row changes the checksum" "$before" "$after"
+	assertContains "the row count alone would not show it" "$after" "$TL_APP_DB public.t1 2000 "
+}
+
+test_09_user_data_is_found_in_databases_roles_and_tables() {
+	local d port report
+	report=$(cpa_user_data_report)
+	assertContains "$report" "database $TL_APP_DB"
+	assertContains "$report" "role $TL_APP_ROLE"
+	# A fresh initdb has none.
+	t5_tmpdir d
+	chown postgres: "$d"
+	runuser -u postgres -- "$TL_PGBIN/initdb" -D "$d/data" -U postgres --auth-local=peer >/dev/null 2>&1 || fail "initdb"
+	port=$(tl_free_port)
+	runuser -u postgres -- "$TL_PGBIN/pg_ctl" -D "$d/data" -o "-p $port -k $d -c listen_addresses=''" -l "$d/log" -w start >/dev/null ||
+		fail "the fresh cluster did not start"
+	TL_CLUSTERS+=("$d/data")
+	assertEquals "a fresh cluster holds no user data" "" "$(PGHOST=$d CPA_PG_PORT=$port cpa_user_data_report)"
+	PGHOST=$d CPA_PG_PORT=$port cpa_psql -d postgres -c "CREATE TABLE notes (x int)" >/dev/null
+	assertContains "$(PGHOST=$d CPA_PG_PORT=$port cpa_user_data_report)" "relations in database postgres: 1"
+}
+
+tl_run

@@ -1,0 +1,278 @@
+#!/bin/bash
+# t5500-provision-e2e: provision/provision.sh end to end, in a booted Debian 12
+# container (systemd as PID 1, tests/lib/container.sh) with a host folder
+# bound at /mnt/data and a private network (its own loopback). In order:
+#   - --dry-run on the bare container changes nothing;
+#   - provision.sh: data_directory under /mnt/data, the agent active, schema v9;
+#   - provision.sh again: nothing changes (not even a reload or restart);
+#   - a foreign target is refused (73) and nothing moves;
+#   - checkpoint rows loaded, the cluster (now holding data) relocated: every
+#     table's checksum matches;
+#   - rollback.sh datadir: the rows are intact;
+#   - the container restarts: PostgreSQL on /mnt/data, the agent ready;
+#   - the password is in no process command line, no /proc/*/environ of a
+#     non-root process, no log, no world-readable file;
+#   - the application connects with the password; not without it, and not
+#     from an address pg_hba does not allow (until --allow-cidr allows it);
+#   - --password-file replaces the password in the role and every file;
+#   - rollback.sh schema --to 8 runs the agent's rollback.
+# The tests share one container and run in order.
+
+# shellcheck source=tests/lib/test-lib.sh
+. "$(dirname "$0")/lib/test-lib.sh"
+# shellcheck source=tests/lib/container.sh
+. "$TL_ROOT/tests/lib/container.sh"
+
+# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
+# made by tl_tmpdir inside $(...) is registered in the subshell only).
+t5_tmpdir() {
+	local t5_dir
+	t5_dir=$(tl_tmpdir) || return 1
+	TL_CLEANUP_DIRS+=("$t5_dir")
+	printf -v "$1" '%s' "$t5_dir"
+}
+
+PROVISION=/opt/checkpoint-agent/provision/provision.sh
+ROLLBACK=/opt/checkpoint-agent/provision/rollback.sh
+DATA=
+OUT=
+# A documentation address (RFC 5737), only ever on the container's own loopback.
+OTHER_ADDR=192.0.2.10
+
+suite_setup() {
+	t5_tmpdir DATA || return 1
+	t5_tmpdir OUT || return 1
+	tc_boot provision-e2e --bind="$DATA:/mnt/data" --private-network || return 1
+}
+
+suite_teardown() {
+	tc_cleanup
+}
+
+# run_provision NAME ARGS...: provision.sh inside; output in $OUT/NAME.log,
+# exit code in RC, seconds in SECONDS_TAKEN.
+run_provision() {
+	local name=$1 start
+	shift
+	start=$(date +%s.%N)
+	RC=0
+	tc_exec "$PROVISION" "$@" >"$OUT/$name.log" 2>&1 || RC=$?
+	SECONDS_TAKEN=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	tl_log "provision.sh $* ($name): exit $RC in ${SECONDS_TAKEN}s"
+	if [ "$RC" -ne 0 ]; then
+		tail -n 40 "$OUT/$name.log" >&2
+	fi
+}
+
+psql_super() {
+	tc_exec runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 "$@"
+}
+
+db_sql() {
+	psql_super -d langgraph_checkpoints -c "$1"
+}
+
+# table_checksums: the test's own checksum of every checkpoint table (md5 of
+# the rows in key order), independent of provisioning's.
+table_checksums() {
+	db_sql "SELECT 'checkpoints ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY thread_id, checkpoint_ns, checkpoint_id), '')) FROM checkpoints t
+		UNION ALL SELECT 'checkpoint_blobs ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY thread_id, checkpoint_ns, channel, version), '')) FROM checkpoint_blobs t
+		UNION ALL SELECT 'checkpoint_writes ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY thread_id, checkpoint_ns, checkpoint_id, task_id, idx), '')) FROM checkpoint_writes t"
+}
+
+# app_psql [psql args]: psql as the application role over TCP, the password
+# from a 0600 pgpass file made from the credentials file (never a command line).
+app_psql() {
+	tc_exec sh -c 'umask 077; sed -n "s/^password=\(.*\)/*:*:*:ai_agent:\1/p" /etc/checkpoint-agent/credentials >/root/.pgpass'
+	tc_exec env PGPASSFILE=/root/.pgpass psql -X -At -w -U ai_agent -d langgraph_checkpoints "$@" 2>&1
+}
+
+test_01_dry_run_on_the_bare_container_changes_nothing() {
+	local before after
+	before=$(tc_exec sh -c 'dpkg -l | wc -l; ls /etc /var/lib | md5sum')
+	run_provision dry-run --dry-run
+	assertEquals "dry run exit code" 0 "$RC"
+	assertContains "$(cat "$OUT/dry-run.log")" "would:    install packages: postgresql"
+	assertContains "$(cat "$OUT/dry-run.log")" "nothing was changed"
+	after=$(tc_exec sh -c 'dpkg -l | wc -l; ls /etc /var/lib | md5sum')
+	assertEquals "no package, no file in /etc or /var/lib" "$before" "$after"
+	assertFalse "no folder on the data disk" "[ -e '$DATA/postgresql' ]"
+}
+
+test_02_provision_places_the_data_on_the_disk_and_starts_the_agent() {
+	run_provision first
+	assertEquals "first run exit code" 0 "$RC"
+	assertEquals "/mnt/data/postgresql/15/main" "$(psql_super -c 'SHOW data_directory')"
+	assertTrue "the data is in the host folder" "[ -f '$DATA/postgresql/15/main/PG_VERSION' ]"
+	assertEquals active "$(tc_exec systemctl is-active checkpoint-agent.service)"
+	assertEquals "schema at v9" 9 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
+	assertContains "the unit requires the mount" \
+		" $(tc_exec systemctl show -p RequiresMountsFor --value postgresql@15-main.service) " " /mnt/data "
+	assertEquals "listen_addresses" localhost "$(psql_super -c 'SHOW listen_addresses')"
+	assertEquals "lz4 TOAST" lz4 "$(psql_super -c 'SHOW default_toast_compression')"
+	assertEquals "no trust in pg_hba" 0 "$(psql_super -c "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'")"
+	assertEquals "per-table autovacuum" 1 "$(db_sql "SELECT count(*) FROM pg_class WHERE relname = 'checkpoint_blobs' AND 'autovacuum_vacuum_scale_factor=0.02' = ANY (reloptions)")"
+	assertEquals "credentials file" "600 root:root" "$(tc_exec stat -c '%a %U:%G' /etc/checkpoint-agent/credentials)"
+	assertEquals "env file" "640 root:checkpoint-app" "$(tc_exec stat -c '%a %U:%G' /etc/checkpoint-agent/app.env)"
+	assertEquals "agent password file" "640 root:checkpoint-agent" "$(tc_exec stat -c '%a %U:%G' /etc/checkpoint-agent/db-password)"
+	assertContains "the summary masks the password" "$(cat "$OUT/first.log")" \
+		"postgresql://ai_agent:****@localhost:5432/langgraph_checkpoints"
+	assertContains "$(cat "$OUT/first.log")" "schema version    langgraph v9"
+}
+
+test_03_a_second_run_changes_nothing() {
+	local pm_before agent_before
+	pm_before=$(psql_super -c 'SELECT pg_postmaster_start_time()')
+	agent_before=$(tc_exec systemctl show -p ActiveEnterTimestampMonotonic --value checkpoint-agent.service)
+	run_provision second
+	assertEquals "second run exit code" 0 "$RC"
+	assertContains "$(cat "$OUT/second.log")" "Nothing changed"
+	assertEquals "no changed: line" "" "$(grep '\] changed:' "$OUT/second.log")"
+	assertEquals "PostgreSQL was not restarted" "$pm_before" "$(psql_super -c 'SELECT pg_postmaster_start_time()')"
+	assertEquals "the agent was not restarted" "$agent_before" \
+		"$(tc_exec systemctl show -p ActiveEnterTimestampMonotonic --value checkpoint-agent.service)"
+	tl_log "no-change re-run: ${SECONDS_TAKEN}s"
+	run_provision dry-run-again --dry-run
+	assertEquals 0 "$RC"
+	assertContains "a dry run on a provisioned server plans nothing" "$(cat "$OUT/dry-run-again.log")" \
+		"0 change(s) would be made"
+}
+
+test_04_a_foreign_target_is_refused_and_nothing_moves() {
+	mkdir -p "$DATA/foreign" && echo "someone else's" >"$DATA/foreign/README"
+	run_provision foreign --data-dir /mnt/data/foreign
+	assertEquals "refused" 73 "$RC"
+	assertContains "$(cat "$OUT/foreign.log")" "is not empty and does not hold this cluster's data"
+	assertContains "the resume command" "$(cat "$OUT/foreign.log")" "--from datadir --data-dir /mnt/data/foreign"
+	assertEquals "/mnt/data/postgresql/15/main" "$(psql_super -c 'SHOW data_directory')"
+	assertEquals "the foreign file is untouched" "someone else's" "$(cat "$DATA/foreign/README")"
+	rm -rf "$DATA/foreign"
+}
+
+test_05_a_cluster_with_data_is_relocated_and_every_checksum_matches() {
+	local before after
+	db_sql "INSERT INTO checkpoints (thread_id, checkpoint_id, checkpoint, metadata)
+			SELECT 'thread-' || g, 'cp-' || g, jsonb_build_object('v', g, 'channel_values', repeat(md5(g::text), 100)), '{\"step\": 1}'
+			FROM generate_series(1, 2000) g;
+		INSERT INTO checkpoint_blobs (thread_id, channel, version, type, blob)
+			SELECT 'thread-' || g, 'messages', '1', 'bytes', convert_to(repeat(md5(g::text), 300), 'UTF8')
+			FROM generate_series(1, 2000) g;
+		INSERT INTO checkpoint_writes (thread_id, checkpoint_id, task_id, idx, channel, type, blob)
+			SELECT 'thread-' || g, 'cp-' || g, 'task', 0, 'messages', 'bytes', '\\x00ff'::bytea
+			FROM generate_series(1, 2000) g" >/dev/null || fail "loading rows failed"
+	before=$(table_checksums)
+	assertContains "$before" "checkpoints 2000 "
+	run_provision relocate --data-dir /mnt/data/postgresql/15/relocated
+	assertEquals "relocation exit code" 0 "$RC"
+	assertContains "$(cat "$OUT/relocate.log")" "row counts and checksums match"
+	assertEquals "/mnt/data/postgresql/15/relocated" "$(psql_super -c 'SHOW data_directory')"
+	after=$(table_checksums)
+	assertEquals "every table's checksum matches" "$before" "$after"
+	assertTrue "the old directory is kept" "[ -f '$DATA/postgresql/15/main/PG_VERSION' ]"
+	assertEquals active "$(tc_exec systemctl is-active checkpoint-agent.service)"
+	printf '%s\n' "$before" >"$OUT/checksums"
+}
+
+test_06_rollback_datadir_keeps_the_rows_and_remove_old_removes_the_copy() {
+	local rc=0
+	tc_exec "$ROLLBACK" datadir --remove-old >"$OUT/rollback.log" 2>&1 || rc=$?
+	[ "$rc" = 0 ] || tail -n 30 "$OUT/rollback.log" >&2
+	assertEquals "rollback exit code" 0 "$rc"
+	assertEquals "/mnt/data/postgresql/15/main" "$(psql_super -c 'SHOW data_directory')"
+	assertEquals "the rows are intact" "$(cat "$OUT/checksums")" "$(table_checksums)"
+	assertFalse "--remove-old removed the relocated copy" "[ -e '$DATA/postgresql/15/relocated' ]"
+	assertEquals "the agent watches the data directory it is on" 1 \
+		"$(tc_exec grep -c 'data_directory = "/mnt/data/postgresql/15/main"' /etc/checkpoint-agent/agent.conf)"
+	rc=0
+	tc_exec "$ROLLBACK" datadir >"$OUT/rollback2.log" 2>&1 || rc=$?
+	assertEquals 0 "$rc"
+	assertContains "a second rollback has nothing to do" "$(cat "$OUT/rollback2.log")" "already"
+}
+
+test_07_after_a_restart_postgresql_is_on_the_disk_and_the_agent_ready() {
+	tc_reboot || fail "the container did not come back"
+	assertEquals "/mnt/data/postgresql/15/main" "$(psql_super -c 'SHOW data_directory')"
+	assertEquals active "$(tc_exec systemctl is-active checkpoint-agent.service)"
+	# Type=notify: active means the agent sent READY=1 (schema applied, checks passed).
+	assertEquals "health check OK" 0 "$(tc_exec runuser -u checkpoint-agent -- checkpoint-agent check >/dev/null 2>&1; echo $?)"
+	assertEquals "the rows survived" "$(cat "$OUT/checksums")" "$(table_checksums)"
+}
+
+test_08_the_password_is_nowhere_it_should_not_be() {
+	local found pw
+	# The password file itself is the pattern (grep -f): the password is on
+	# no command line here either.
+	pw=/etc/checkpoint-agent/db-password
+	assertTrue "there is a password" "tc_exec test -s $pw"
+	found=$(tc_exec sh -c "grep -lsF -f $pw /proc/[0-9]*/cmdline")
+	assertEquals "command lines" "" "$found"
+	found=$(tc_exec sh -c "for p in /proc/[0-9]*; do [ \"\$(stat -c %u \$p)\" != 0 ] && grep -lsF -f $pw \$p/environ; done; true")
+	assertEquals "environments of non-root processes" "" "$found"
+	found=$(tc_exec sh -c "journalctl --no-pager -o cat | grep -cF -f $pw; grep -rlsF -f $pw /var/log")
+	assertEquals "journal and /var/log" "0" "$found"
+	found=$(tc_exec sh -c "find / -xdev \\( -path /proc -o -path /sys \\) -prune -o -type f -perm -0004 -print0 | xargs -0 grep -lsF -f $pw")
+	assertEquals "world-readable files" "" "$found"
+	found=$(grep -rlsF -f "$TC_ROOT$pw" "$OUT")
+	assertEquals "provisioning's own output" "" "$found"
+	assertTrue "the scan finds it where it is (the env file)" "tc_exec grep -qF -f $pw /etc/checkpoint-agent/app.env"
+}
+
+test_09_the_application_connects_with_the_password_only_from_allowed_addresses() {
+	local out
+	out=$(app_psql -h localhost -c 'SELECT current_user')
+	assertEquals "with the password" ai_agent "$out"
+	out=$(tc_exec env PGPASSFILE=/nonexistent psql -X -At -w -h localhost -U ai_agent -d langgraph_checkpoints -c 'SELECT 1' 2>&1)
+	assertContains "without it" "$out" "no password supplied"
+	out=$(app_psql -h localhost -d postgres -c 'SELECT 1')
+	assertContains "not another database" "$out" "no pg_hba.conf entry"
+	# An address of the container's own (private) loopback, which pg_hba
+	# does not allow: PostgreSQL listens there, but refuses the role.
+	nsenter -t "$TC_PID" -n ip addr add "$OTHER_ADDR/32" dev lo || fail "cannot add $OTHER_ADDR"
+	run_provision listen --listen "localhost,$OTHER_ADDR"
+	assertEquals 0 "$RC"
+	out=$(app_psql -h "$OTHER_ADDR" -c 'SELECT 1')
+	assertContains "from a non-allowed address" "$out" "no pg_hba.conf entry for host \"$OTHER_ADDR\""
+	run_provision allow --listen "localhost,$OTHER_ADDR" --allow-cidr "$OTHER_ADDR/32"
+	assertEquals 0 "$RC"
+	assertContains "pg_hba changes need only a reload" "$(cat "$OUT/allow.log")" "reloaded PostgreSQL for pg_hba.conf"
+	out=$(app_psql -h "$OTHER_ADDR" -c 'SELECT current_user')
+	assertEquals "once allowed" ai_agent "$out"
+	tc_exec rm -f /root/.pgpass
+}
+
+test_10_a_password_given_by_file_replaces_the_stored_one_everywhere() {
+	local out agent_before
+	agent_before=$(tc_exec systemctl show -p ActiveEnterTimestampMonotonic --value checkpoint-agent.service)
+	tc_exec sh -c 'umask 077; tr -dc A-Za-z0-9 </dev/urandom | head -c 24 >/root/new-password; echo >>/root/new-password'
+	run_provision new-password --password-file /root/new-password
+	assertEquals 0 "$RC"
+	assertContains "$(cat "$OUT/new-password.log")" "set the password of role ai_agent"
+	assertEquals "the credentials file has it" "$(cat "$TC_ROOT/root/new-password")" \
+		"$(sed -n 's/^password=//p' "$TC_ROOT/etc/checkpoint-agent/credentials")"
+	assertTrue "the agent's password file has it" "cmp -s '$TC_ROOT/root/new-password' '$TC_ROOT/etc/checkpoint-agent/db-password'"
+	assertTrue "the env file has it" "grep -qF -f '$TC_ROOT/root/new-password' '$TC_ROOT/etc/checkpoint-agent/app.env'"
+	assertNotEquals "the agent was restarted for it" "$agent_before" \
+		"$(tc_exec systemctl show -p ActiveEnterTimestampMonotonic --value checkpoint-agent.service)"
+	out=$(app_psql -h localhost -c 'SELECT current_user')
+	assertEquals "the application connects with the new password" ai_agent "$out"
+	run_provision new-password-again --password-file /root/new-password
+	assertContains "the same file again changes nothing" "$(cat "$OUT/new-password-again.log")" "Nothing changed"
+	tc_exec rm -f /root/new-password /root/.pgpass
+}
+
+test_11_rollback_schema_calls_the_agent_and_the_service_migrates_forward_again() {
+	local rc=0
+	tc_exec "$ROLLBACK" schema --to 8 --dry-run >"$OUT/rollback-schema-plan.log" 2>&1 || rc=$?
+	assertEquals "dry run" 0 "$rc"
+	assertEquals "the dry run changes nothing" 9 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
+	rc=0
+	tc_exec "$ROLLBACK" schema --to 8 >"$OUT/rollback-schema.log" 2>&1 || rc=$?
+	[ "$rc" = 0 ] || cat "$OUT/rollback-schema.log" >&2
+	assertEquals "rollback exit code" 0 "$rc"
+	assertEquals "at v8" 8 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
+	assertContains "it warns about the service" "$(cat "$OUT/rollback-schema.log")" "applies pending migrations when it starts"
+	tc_exec systemctl restart checkpoint-agent.service || fail "the agent did not restart"
+	assertEquals "the service migrated forward again" 9 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
+}
+
+tl_run
