@@ -61,7 +61,7 @@ cpa_credentials_password() {
 cpa_credentials_content() {
 	cat <<EOF
 # The checkpoint database's application credentials (root only, 0600).
-# Written by provision/provision.sh; the application reads $CPA_ENV_FILE.
+# Written by the checkpoint-agent provisioning; the application reads $CPA_ENV_FILE.
 role=$CPA_DB_ROLE
 database=$CPA_DB_NAME
 host=localhost

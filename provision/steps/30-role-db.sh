@@ -122,6 +122,21 @@ ensure_role_and_database() {
 	fi
 }
 
+# ensure_monitoring_grant: the agent checks the database as the application's
+# role; pg_read_all_stats lets it see the state and age of every session (an
+# idle-in-transaction session of another role holds back vacuum and index
+# builds too), without any other privilege.
+ensure_monitoring_grant() {
+	local member
+	member=$(cpa_psql -d postgres -v r="$CPA_DB_ROLE" <<<"SELECT coalesce((SELECT pg_has_role(rolname, 'pg_read_all_stats', 'MEMBER') FROM pg_roles WHERE rolname = :'r'), false)")
+	if [ "$member" = t ]; then
+		cpa_unchanged "role $CPA_DB_ROLE may read every session's activity (pg_read_all_stats)"
+	else
+		cpa_run cpa_psql -d postgres -c "GRANT pg_read_all_stats TO \"$CPA_DB_ROLE\""
+		cpa_changed "granted pg_read_all_stats to $CPA_DB_ROLE, so the agent's checks see every session"
+	fi
+}
+
 # stored_verifier: the role's SCRAM verifier from pg_authid (not a secret
 # that logs in: it is what the server stores).
 stored_verifier() {
@@ -191,6 +206,7 @@ main() {
 		cpa_changed "configure listen_addresses='$CPA_LISTEN_ADDRESSES', port $CPA_PG_PORT, scram-sha-256 only"
 		cpa_changed "pg_hba: $CPA_DB_ROLE to $CPA_DB_NAME from the socket, 127.0.0.1/32, ::1/128${CPA_ALLOWED_CIDRS:+, $CPA_ALLOWED_CIDRS}; no trust"
 		cpa_changed "create role $CPA_DB_ROLE and database $CPA_DB_NAME; password in $CPA_CREDENTIALS_FILE"
+		cpa_changed "grant pg_read_all_stats to $CPA_DB_ROLE, so the agent's checks see every session"
 		return 0
 	fi
 	# Running first: the new pg_hba.conf is checked by the server itself.
@@ -205,6 +221,7 @@ main() {
 		cpa_changed "create role $CPA_DB_ROLE and database $CPA_DB_NAME if missing"
 	else
 		ensure_role_and_database
+		ensure_monitoring_grant
 	fi
 	ensure_password
 }
