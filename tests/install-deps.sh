@@ -9,8 +9,8 @@ packages=(
 	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev
 	# test harness and the throwaway clusters
 	shunit2 postgresql postgresql-contrib postgresql-client iproute2 procps
-	# the LangGraph JS client test
-	nodejs npm
+	# the LangGraph JS client test; python3 reads JSON in the check suites
+	nodejs npm python3
 	# systemd, containers, provisioning and fleet tests
 	systemd systemd-container debootstrap redis-server redis-tools
 	ansible ansible-lint yamllint
