@@ -31,7 +31,7 @@ test_02_clang_tidy_finds_nothing() {
 	# shellcheck disable=SC2046 # one file name a word
 	out=$(cd "$TL_ROOT" && clang-tidy --quiet $(c_sources | grep '/agent/') -- -std=c11 -D_GNU_SOURCE \
 		$(pkg-config --cflags libpq libconfig libsystemd) -DAGENT_VERSION='"lint"' -Iagent 2>&1)
-	assertEquals "clang-tidy: $(printf '%s\n' "$out" | grep -E 'warning:|error:')" 0 $?
+	assertEquals "clang-tidy: $(printf '%s\n' "$out" | grep -v 'warnings generated' | tail -n 30)" 0 $?
 }
 
 test_03_shellcheck_finds_nothing() {
