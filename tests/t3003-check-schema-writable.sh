@@ -136,7 +136,7 @@ test_09_writable_critical_without_insert_privilege() {
 
 # A standby made with pg_basebackup -R from the test cluster: in recovery, it refuses writes.
 test_10_writable_critical_on_a_standby() {
-	local sdir sport
+	local sdir sport rc
 	sdir=$(tl_tmpdir)
 	chown postgres: "$sdir"
 	printf 'local replication postgres peer\n' >>"$TL_PGDATA/pg_hba.conf"
@@ -147,7 +147,8 @@ test_10_writable_critical_on_a_standby() {
 	sport=$(tl_free_port)
 	runuser -u postgres -- "$TL_PGBIN/pg_ctl" -D "$sdir/data" -o "-p $sport -k $sdir" -l "$sdir/server.log" \
 		-w -t 30 start >/dev/null 2>&1
-	assertEquals "standby starts: $(cat "$sdir/server.log" 2>/dev/null)" 0 $?
+	rc=$?
+	assertEquals "standby starts: $(cat "$sdir/server.log" 2>/dev/null)" 0 "$rc"
 	TL_CLUSTERS+=("$sdir/data")
 	write_conf "" "postgresql://$TL_APP_ROLE@127.0.0.1:$sport/$TL_APP_DB"
 	tl_agent -c "$conf" check
