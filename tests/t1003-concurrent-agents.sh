@@ -28,7 +28,7 @@ suite_setup() {
 }
 
 suite_teardown() {
-	close_session
+	tl_session_close
 }
 
 # start_agents_together: AGENTS agents run `migrate` at once; each leaves
@@ -45,52 +45,11 @@ start_agents_together() {
 	wait "${pids[@]}"
 }
 
-# open_session APPNAME: a superuser psql session that stays open, fed through
-# a fifo on fd 7 (session_sql), told apart by its application_name.
-open_session() {
-	SESSION_APP=$1
-	SESSION_FIFO=$WORK/session.fifo
-	rm -f "$SESSION_FIFO"
-	mkfifo "$SESSION_FIFO"
-	tl_psql_super -d "dbname=$TL_APP_DB application_name=$SESSION_APP" \
-		<"$SESSION_FIFO" >"$WORK/session.out" 2>"$WORK/session.err" &
-	SESSION_PSQL=$!
-	exec 7>"$SESSION_FIFO"
-}
-
-session_sql() {
-	printf '%s\n' "$1" >&7
-}
-
-# close_session: ends the session (its transaction, if any, rolls back).
-close_session() {
-	[ -n "${SESSION_PSQL:-}" ] || return 0
-	session_sql '\q'
-	exec 7>&-
-	wait "$SESSION_PSQL" 2>/dev/null
-	SESSION_PSQL=
-}
-
-# session_pid: the backend pid of the open session.
-session_pid() {
-	tl_sql "SELECT pid FROM pg_stat_activity WHERE application_name = '$SESSION_APP'"
-}
-
-# wait_for SECONDS SQL: polls until SQL returns t; fails after SECONDS.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		[ "$(tl_sql "$2")" = t ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 # hold_migration_lock: the open session takes the agents' advisory lock.
 hold_migration_lock() {
-	open_session t1003-holder
-	session_sql "SELECT pg_advisory_lock($LOCK_KEYS);"
-	wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+	tl_session_open t1003-holder tl_psql_super
+	tl_session_sql "SELECT pg_advisory_lock($LOCK_KEYS);"
+	tl_wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 		WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 't1003-holder')" ||
 		fail "the test session could not take the migration lock"
 }
@@ -145,9 +104,9 @@ test_05_each_agent_reports_the_same_final_version() {
 test_10_lock_timeout_exits_75_naming_the_holder() {
 	local holder
 	hold_migration_lock
-	holder=$(session_pid)
+	holder=$(tl_session_pid)
 	tl_agent -c "$WORK/short-lock.conf" migrate
-	close_session
+	tl_session_close
 	assertEquals "exit code on lock timeout. stderr: $TL_ERR" 75 "$TL_RC"
 	assertContains "the message names the pid holding the lock" "$TL_ERR" "pid $holder"
 	assertContains "the message says what timed out" "$TL_ERR" "migration lock"
@@ -159,7 +118,7 @@ test_11_waiting_agent_holds_no_transaction_and_no_lock_wait() {
 	hold_migration_lock
 	"$TL_AGENT" -c "$WORK/waiter.conf" migrate >"$WORK/waiter.out" 2>"$WORK/waiter.err" 7>&- &
 	agent_pid=$!
-	wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 't1003-waiter')" ||
+	tl_wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 't1003-waiter')" ||
 		fail "the waiting agent did not connect"
 	sleep 1
 	# Sample its backend for about 3 s while it waits.
@@ -179,7 +138,7 @@ test_11_waiting_agent_holds_no_transaction_and_no_lock_wait() {
 	done
 	kill -0 "$agent_pid" 2>/dev/null
 	assertTrue "the agent still waits for the lock" $?
-	close_session
+	tl_session_close
 	wait "$agent_pid"
 	rc=$?
 	assertEquals "no sample shows a transaction open or a lock wait (state|wait_event_type|xact open)" "" "$bad"

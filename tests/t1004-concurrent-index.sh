@@ -27,62 +27,20 @@ suite_setup() {
 }
 
 suite_teardown() {
-	close_session
+	tl_session_close
 	[ -z "${AGENT_PID:-}" ] || kill -9 "$AGENT_PID" 2>/dev/null
-}
-
-# open_session APPNAME [PSQL]: a psql session that stays open, fed through a
-# fifo on fd 7 (session_sql), told apart by its application_name. PSQL is
-# tl_psql_app (default: the application's own forgotten transaction) or
-# tl_psql_super (another role's).
-open_session() {
-	SESSION_APP=$1
-	SESSION_FIFO=$WORK/session.fifo
-	rm -f "$SESSION_FIFO"
-	mkfifo "$SESSION_FIFO"
-	"${2:-tl_psql_app}" -d "dbname=$TL_APP_DB application_name=$SESSION_APP" \
-		<"$SESSION_FIFO" >"$WORK/session.out" 2>"$WORK/session.err" &
-	SESSION_PSQL=$!
-	exec 7>"$SESSION_FIFO"
-}
-
-session_sql() {
-	printf '%s\n' "$1" >&7
-}
-
-# close_session: ends the session (an open transaction rolls back).
-close_session() {
-	[ -n "${SESSION_PSQL:-}" ] || return 0
-	session_sql '\q'
-	exec 7>&-
-	wait "$SESSION_PSQL" 2>/dev/null
-	SESSION_PSQL=
-}
-
-session_pid() {
-	tl_sql "SELECT pid FROM pg_stat_activity WHERE application_name = '$SESSION_APP'"
-}
-
-# wait_for SECONDS SQL: polls until SQL returns t; fails after SECONDS.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		[ "$(tl_sql "$2")" = t ] && return 0
-		sleep 0.2
-	done
-	return 1
 }
 
 # open_blocking_transaction [PSQL]: a session with an uncommitted write to
 # checkpoints; every concurrent index build on it must wait for it to end.
 open_blocking_transaction() {
-	open_session t1004-blocker "${1:-tl_psql_app}"
-	session_sql "BEGIN; INSERT INTO checkpoints (thread_id, checkpoint_id, checkpoint)
+	tl_session_open t1004-blocker "${1:-tl_psql_app}"
+	tl_session_sql "BEGIN; INSERT INTO checkpoints (thread_id, checkpoint_id, checkpoint)
 		VALUES ('blocker-$RANDOM', 'c1', '{}');"
-	wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+	tl_wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 		WHERE application_name = 't1004-blocker' AND state = 'idle in transaction')" ||
 		fail "the blocking session did not open its transaction"
-	BLOCKER_PID=$(session_pid)
+	BLOCKER_PID=$(tl_session_pid)
 }
 
 # start_migrate: `migrate` in the background; AGENT_PID, WORK/migrate.{out,err}.
@@ -135,11 +93,11 @@ test_01_blocked_build_names_the_blocking_pid_and_state() {
 
 test_02_blocked_build_completes_once_the_transaction_ends() {
 	local rc
-	session_sql "COMMIT;"
+	tl_session_sql "COMMIT;"
 	wait "$AGENT_PID"
 	rc=$?
 	AGENT_PID=
-	close_session
+	tl_session_close
 	assertEquals "migrate exits 0 once the blocker committed: $(cat "$WORK/migrate.err")" 0 "$rc"
 	assertEquals "v9 reached" "0,1,2,3,4,5,6,7,8,9" "$(versions)"
 	assertEquals "the index is valid" valid "$(index_state)"
@@ -153,11 +111,11 @@ test_03_blocker_of_another_role_is_named_with_the_missing_privilege() {
 	open_blocking_transaction tl_psql_super
 	start_migrate
 	wait_for_blocker_report
-	session_sql "COMMIT;"
+	tl_session_sql "COMMIT;"
 	wait "$AGENT_PID"
 	rc=$?
 	AGENT_PID=
-	close_session
+	tl_session_close
 	assertContains "migrate names the blocking pid" "$BLOCKED_ERR" "pid $BLOCKER_PID"
 	assertContains "migrate names the blocker's role and application" "$BLOCKED_ERR" \
 		'user postgres, application "t1004-blocker"'
@@ -184,15 +142,15 @@ test_10_kill_9_during_build_leaves_an_invalid_index() {
 	AGENT_PID=
 	# client_connection_check_interval (2 s) lets the server notice the
 	# vanished client and cancel the build by itself.
-	if wait_for 10 "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = ${backend:-0})"; then
+	if tl_wait_for 10 "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = ${backend:-0})"; then
 		KILL_CANCELLED_BY_SERVER=yes
 	else
 		KILL_CANCELLED_BY_SERVER=no
 		tl_sql "SELECT pg_terminate_backend($backend)" >/dev/null
-		wait_for 10 "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $backend)"
+		tl_wait_for 10 "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $backend)"
 	fi
-	session_sql "ROLLBACK;"
-	close_session
+	tl_session_sql "ROLLBACK;"
+	tl_session_close
 	assertEquals "the interrupted build left the index INVALID" INVALID "$(index_state)"
 	assertEquals "v6 was not recorded" "0,1,2,3,4,5" "$(versions)"
 }

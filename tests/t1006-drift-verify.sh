@@ -33,44 +33,11 @@ suite_setup() {
 }
 
 suite_teardown() {
-	close_session
+	tl_session_close
 }
 
 agent() {
 	tl_agent -c "$WORK/agent.conf" "$@"
-}
-
-# open_session: a psql session of the application role that stays open, fed
-# through a fifo on fd 7 (session_sql).
-open_session() {
-	SESSION_FIFO=$WORK/session.fifo
-	rm -f "$SESSION_FIFO"
-	mkfifo "$SESSION_FIFO"
-	tl_psql_app -d "dbname=$TL_APP_DB application_name=t1006-blocker" \
-		<"$SESSION_FIFO" >"$WORK/session.out" 2>"$WORK/session.err" &
-	SESSION_PSQL=$!
-	exec 7>"$SESSION_FIFO"
-}
-
-session_sql() {
-	printf '%s\n' "$1" >&7
-}
-
-close_session() {
-	[ -n "${SESSION_PSQL:-}" ] || return 0
-	session_sql '\q'
-	exec 7>&-
-	wait "$SESSION_PSQL" 2>/dev/null
-	SESSION_PSQL=
-}
-
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		[ "$(tl_sql "$2")" = t ] && return 0
-		sleep 0.2
-	done
-	return 1
 }
 
 # last_up_row SET VERSION: the id of the ledger row status reads for it.
@@ -178,15 +145,15 @@ test_22_verify_spots_a_changed_column() {
 # build gives up (lock_timeout) and leaves the index INVALID.
 make_invalid_index() {
 	tl_sql "DROP INDEX public.checkpoints_thread_id_idx" >/dev/null
-	open_session
-	session_sql "BEGIN; INSERT INTO checkpoints (thread_id, checkpoint_id, checkpoint) VALUES ('t', 'c', '{}');"
-	wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+	tl_session_open t1006-blocker
+	tl_session_sql "BEGIN; INSERT INTO checkpoints (thread_id, checkpoint_id, checkpoint) VALUES ('t', 'c', '{}');"
+	tl_wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
 		WHERE application_name = 't1006-blocker' AND state = 'idle in transaction')" ||
 		fail "the blocking transaction did not open"
 	tl_psql_super -c "SET lock_timeout = '1s'" \
 		-c "CREATE INDEX CONCURRENTLY checkpoints_thread_id_idx ON public.checkpoints (thread_id)" \
 		>/dev/null 2>&1
-	close_session
+	tl_session_close
 }
 
 test_23_verify_spots_an_invalid_index() {

@@ -164,6 +164,50 @@ tl_sql() {
 	tl_psql_super -c "$1"
 }
 
+# A psql session that stays open, fed through a fifo on fd 7, told apart by
+# its application_name: for holding a transaction or a lock during a test.
+#   tl_session_open APP [PSQL_FUNC]   PSQL_FUNC: tl_psql_app (default) or tl_psql_super
+#   tl_session_sql SQL                one or more statements, ended by ';'
+#   tl_session_pid                    its backend pid
+#   tl_session_close                  ends it; an open transaction rolls back
+tl_session_open() {
+	local dir
+	TL_SESSION_APP=$1
+	dir=$(tl_tmpdir) || return 1
+	TL_SESSION_FIFO=$dir/session.fifo
+	mkfifo "$TL_SESSION_FIFO"
+	"${2:-tl_psql_app}" -d "dbname=$TL_APP_DB application_name=$TL_SESSION_APP" \
+		<"$TL_SESSION_FIFO" >"$dir/session.out" 2>"$dir/session.err" &
+	TL_SESSION_PSQL=$!
+	exec 7>"$TL_SESSION_FIFO"
+}
+
+tl_session_sql() {
+	printf '%s\n' "$1" >&7
+}
+
+tl_session_pid() {
+	tl_sql "SELECT pid FROM pg_stat_activity WHERE application_name = '$TL_SESSION_APP'"
+}
+
+tl_session_close() {
+	[ -n "${TL_SESSION_PSQL:-}" ] || return 0
+	tl_session_sql '\q'
+	exec 7>&-
+	wait "$TL_SESSION_PSQL" 2>/dev/null
+	TL_SESSION_PSQL=
+}
+
+# tl_wait_for SECONDS SQL: polls until SQL returns t; returns 1 after SECONDS.
+tl_wait_for() {
+	local deadline=$((SECONDS + $1))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		[ "$(tl_sql "$2")" = t ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 # tl_agent_conf FILE [EXTRA]: an agent config for the current cluster.
 # EXTRA is libconfig text inserted into the migrations group.
 tl_agent_conf() {
