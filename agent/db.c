@@ -38,13 +38,13 @@ static int read_password_file(const char *file, char **pw, char **why)
 	}
 	n = getline(&line, &cap, f);
 	fclose(f);
-	if (n <= 0) {
-		free(line);
-		*why = xasprintf("the password file %s is empty", file);
-		return EXIT_CONFIG;
-	}
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
+	if (n <= 0) {
+		free(line);
+		*why = xasprintf("the password file %s is empty (its first line is the password)", file);
+		return EXIT_CONFIG;
+	}
 	*pw = line;
 	return 0;
 }
@@ -91,7 +91,10 @@ PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
 
 		while (len > 0 && msg[len - 1] == '\n')
 			msg[--len] = '\0';
-		*why = xasprintf("cannot connect to %s: %s", cfg->uri, msg);
+		char *target = db_redacted_target(cfg->uri);
+
+		*why = xasprintf("cannot connect to %s: %s", target, msg);
+		free(target);
 		free(msg);
 		PQfinish(conn);
 		*rc = EXIT_UNREACHABLE;
@@ -114,6 +117,35 @@ PGconn *db_connect(const struct config *cfg, int *rc)
 		free(why);
 	}
 	return conn;
+}
+
+char *db_redacted_target(const char *conninfo)
+{
+	PQconninfoOption *opts, *o;
+	const char *user = "", *host = "", *port = "", *dbname = "";
+	char *err = NULL, *s;
+
+	opts = PQconninfoParse(conninfo, &err);
+	if (opts == NULL) {
+		PQfreemem(err);
+		return xstrdup("(a connection string libpq cannot parse)");
+	}
+	for (o = opts; o->keyword != NULL; o++) {
+		const char *v = o->val ? o->val : "";
+
+		if (strcmp(o->keyword, "user") == 0)
+			user = v;
+		else if (strcmp(o->keyword, "host") == 0)
+			host = v;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = v;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			dbname = v;
+	}
+	s = xasprintf("%s%s%s%s%s/%s", user, *user ? "@" : "", *host ? host : "localhost",
+		      *port ? ":" : "", port, dbname);
+	PQconninfoFree(opts);
+	return s;
 }
 
 char *db_describe(PGconn *conn)

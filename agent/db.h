@@ -21,6 +21,9 @@ PGconn *db_connect(const struct config *cfg, int *rc);
 /* Like db_connect, but quiet: the reason goes to *why (caller frees). */
 PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why);
 
+/* "role@host:port/db" of a connection string, without its password: for messages (caller frees). */
+char *db_redacted_target(const char *conninfo);
+
 /* Where the connection points, "role@host:port/db", for messages. */
 char *db_describe(PGconn *conn);
 

@@ -9,7 +9,10 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char usage_text[] =
 	"usage: checkpoint-agent [-c FILE] [-v] COMMAND [options]\n"
@@ -65,6 +68,8 @@ int main(int argc, char **argv)
 	int i, rc;
 
 	log_init();
+	/* The lock's polling jitter: agents started together must not poll in step. */
+	srand((unsigned)getpid() ^ (unsigned)time(NULL));
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 

@@ -353,8 +353,12 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	}
 	if ((conn = db_connect(cfg, &rc)) == NULL)
 		return rc;
-	if (o.dry_run)
-		printf("-- plan of checkpoint-agent migrate on %s (dry run: nothing is changed)\n", cfg->uri);
+	if (o.dry_run) {
+		char *target = db_redacted_target(cfg->uri);
+
+		printf("-- plan of checkpoint-agent migrate on %s (dry run: nothing is changed)\n", target);
+		free(target);
+	}
 	rc = migrate_apply(conn, cfg, &o);
 	PQfinish(conn);
 	return rc;

@@ -546,6 +546,14 @@ static int apply_migrations(struct service *s)
 	return rc;
 }
 
+static bool connect_is_critical(const struct check_report *rep)
+{
+	for (size_t i = 0; i < rep->n; i++)
+		if (strcmp(rep->results[i].name, "connect") == 0)
+			return rep->results[i].status == CHECK_CRITICAL;
+	return true;
+}
+
 /* Checks until none is CRITICAL. 0 when ready, 1 to reconnect, else a fatal exit code. */
 static int first_checks(struct service *s, long long limit)
 {
@@ -554,6 +562,7 @@ static int first_checks(struct service *s, long long limit)
 		struct check_report rep;
 		char *summary;
 		long long delay, left;
+		bool unreachable;
 
 		if (!open_conn(s))
 			return 1;
@@ -571,10 +580,13 @@ static int first_checks(struct service *s, long long limit)
 			return 0;
 		}
 		write_metrics(s, &rep);
+		unreachable = connect_is_critical(&rep);
 		check_report_free(&rep);
 		left = limit - now_ms();
 		if (left <= 0) {
-			int rc = fatal(s, EXIT_UNREACHABLE, EIO, "not ready after %d s (service.startup_timeout): %s",
+			/* 69 only when the database cannot be reached; a reachable one that stays CRITICAL is 70. */
+			int code = unreachable ? EXIT_UNREACHABLE : EXIT_STEP;
+			int rc = fatal(s, code, EIO, "not ready after %d s (service.startup_timeout): %s",
 				       s->cfg->startup_timeout, summary);
 
 			free(summary);

@@ -36,14 +36,32 @@ static int step_failed(PGconn *conn, const struct sql_file *f, const char *why)
 	return EXIT_STEP;
 }
 
+/* The bookkeeping of a step whose statements ran outside a transaction failed. */
+static int bookkeeping_failed(PGconn *conn, const struct sql_file *f, const char *why)
+{
+	log_error("%s v%d %s (%s): its statements took effect, but recording them failed: %s",
+		  f->set, f->version, f->direction, f->name, why);
+	if (db_lost(conn))
+		return EXIT_UNREACHABLE;
+	log_error("run the command again: the statements are idempotent and the version is recorded then");
+	return EXIT_STEP;
+}
+
+/* Set when a statement gave up waiting for a lock (SQLSTATE 55P03, lock_timeout). */
+static bool lock_wait_gave_up;
+
 /* Runs SQL; on error returns the server's reason (caller frees), else NULL. */
 static char *exec_reason(PGconn *conn, const char *sql)
 {
 	PGresult *res = PQexec(conn, sql);
 	char *why = NULL;
 
-	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK))
+	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+		lock_wait_gave_up = lock_wait_gave_up || (state != NULL && strcmp(state, "55P03") == 0);
 		why = db_error_text(res, conn);
+	}
 	PQclear(res);
 	return why;
 }
@@ -205,21 +223,17 @@ static char *bookkeep(PGconn *conn, const struct config *cfg, const struct set_d
 	return why;
 }
 
-int step_run_in_transaction(PGconn *conn, const struct config *cfg, const struct set_def *set,
-			    const struct sql_file *f, const struct strlist *stmts, const struct down_ctx *down)
+/* How long one DDL statement may queue for its table lock, blocking the application's queries behind it. */
+#define STEP_LOCK_TIMEOUT "3s"
+
+/* One attempt at F and its bookkeeping in a transaction; the reason it failed, or NULL. */
+static char *attempt_in_transaction(PGconn *conn, const struct config *cfg, const struct set_def *set,
+				    const struct sql_file *f, const struct strlist *stmts,
+				    const struct down_ctx *down, const char *started)
 {
 	const char *schema = set_schema_name(set, cfg);
-	char *started = NULL, *why = NULL;
-	int rc = 0;
+	char *why = exec_reason(conn, "BEGIN; SET LOCAL lock_timeout = '" STEP_LOCK_TIMEOUT "'");
 
-	if (down != NULL && down->dry_run) {
-		for (size_t i = 0; i < stmts->n && why == NULL; i++)
-			why = run_down_statement(conn, schema, set->version_table, stmts->items[i], down);
-		goto out;
-	}
-	if ((started = ledger_now(conn)) == NULL)
-		return step_failed(conn, f, "the database's clock could not be read");
-	why = exec_reason(conn, "BEGIN");
 	if (why == NULL)
 		why = set_search_path(conn, schema, true);
 	/* Going down, the row goes first: dropping v0's version table then finds it empty. */
@@ -234,10 +248,57 @@ int step_run_in_transaction(PGconn *conn, const struct config *cfg, const struct
 		why = xstrdup("the ledger row could not be written");
 	if (why == NULL)
 		why = exec_reason(conn, "COMMIT");
-out:
-	if (why != NULL) {
-		if (down == NULL || !down->dry_run)
-			rollback_quietly(conn);
+	if (why != NULL)
+		rollback_quietly(conn);
+	return why;
+}
+
+/*
+ * A DDL statement that waits for its table lock blocks every query queued
+ * behind it, so each statement waits at most STEP_LOCK_TIMEOUT; the step is
+ * then retried, with backoff, until migrations.lock_timeout has passed.
+ */
+int step_run_in_transaction(PGconn *conn, const struct config *cfg, const struct set_def *set,
+			    const struct sql_file *f, const struct strlist *stmts, const struct down_ctx *down)
+{
+	long long deadline = now_ms() + (long long)cfg->lock_timeout * 1000, pause = 250;
+	char *started, *why = NULL;
+	int rc = 0;
+
+	if (down != NULL && down->dry_run) {
+		for (size_t i = 0; i < stmts->n && why == NULL; i++)
+			why = run_down_statement(conn, set_schema_name(set, cfg), set->version_table,
+						 stmts->items[i], down);
+		rc = why ? step_failed(conn, f, why) : 0;
+		free(why);
+		return rc;
+	}
+	if ((started = ledger_now(conn)) == NULL)
+		return step_failed(conn, f, "the database's clock could not be read");
+	for (;;) {
+		lock_wait_gave_up = false;
+		why = attempt_in_transaction(conn, cfg, set, f, stmts, down, started);
+		if (why == NULL || !lock_wait_gave_up || now_ms() + pause >= deadline)
+			break;
+		{
+			char *msg = xasprintf("%s v%d %s waits for a lock on its tables, held by another session; "
+					      "trying again (%s)", f->set, f->version, f->direction, why);
+
+			log_warning("%s", msg);
+			if (migrate_progress() != NULL)
+				migrate_progress()(msg);
+			free(msg);
+		}
+		free(why);
+		sleep_ms(pause + rand() % 250);
+		pause = pause * 2 < 5000 ? pause * 2 : 5000;
+	}
+	if (why != NULL && lock_wait_gave_up && !db_lost(conn)) {
+		log_error("%s v%d %s (%s) could not get the lock on its tables within %d s "
+			  "(migrations.lock_timeout): %s; end the long transactions that hold it, then run again",
+			  f->set, f->version, f->direction, f->name, cfg->lock_timeout, why);
+		rc = EXIT_LOCK;
+	} else if (why != NULL) {
 		rc = step_failed(conn, f, why);
 	}
 	free(why);
@@ -250,6 +311,7 @@ int step_run_alone(PGconn *conn, const struct config *cfg, const struct set_def 
 {
 	const char *schema = set_schema_name(set, cfg);
 	char *started, *why;
+	bool bookkeeping = false;
 	int rc = 0;
 
 	if ((started = ledger_now(conn)) == NULL)
@@ -262,12 +324,15 @@ int step_run_alone(PGconn *conn, const struct config *cfg, const struct set_def 
 
 		if (idx != NULL)
 			rc = step_drop_invalid_index(conn, schema, idx, false);
-		if (rc == 0)
+		if (rc == 0 && down != NULL && !sql_is_concurrent(stmt))
+			why = run_down_statement(conn, schema, set->version_table, stmt, down);
+		else if (rc == 0)
 			rc = exec_watched(conn, stmt, label);
 		free(idx);
 		free(label);
 	}
 	if (why == NULL && rc == 0) {
+		bookkeeping = true;
 		why = exec_reason(conn, "BEGIN");
 		if (why == NULL)
 			why = set_search_path(conn, schema, true);
@@ -278,10 +343,12 @@ int step_run_alone(PGconn *conn, const struct config *cfg, const struct set_def 
 		if (why != NULL)
 			rollback_quietly(conn);
 	}
-	if (why != NULL)
+	if (why != NULL && bookkeeping)
+		rc = bookkeeping_failed(conn, f, why);
+	else if (why != NULL)
 		rc = step_failed(conn, f, why);
 	else if (rc != 0)
-		rc = db_lost(conn) ? EXIT_UNREACHABLE : rc;
+		rc = db_lost(conn) ? EXIT_UNREACHABLE : (rc < 0 ? EXIT_STEP : rc);
 	free(why);
 	free(started);
 	return rc;

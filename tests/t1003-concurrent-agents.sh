@@ -22,6 +22,7 @@ suite_setup() {
 	tl_agent_conf "$WORK/agent.conf"
 	tl_agent_conf "$WORK/short-lock.conf" "lock_timeout = 1;"
 	tl_agent_conf "$WORK/waiter.conf" "lock_timeout = 30;"
+	tl_agent_conf "$WORK/ddl-lock.conf" "lock_timeout = 4;"
 	# The waiter is told apart in pg_stat_activity by its application_name.
 	sed -i 's/^\(\s*connect_timeout = 5;\)$/\1 application_name = "t1003-waiter";/' "$WORK/waiter.conf"
 	start_agents_together
@@ -144,6 +145,44 @@ test_11_waiting_agent_holds_no_transaction_and_no_lock_wait() {
 	assertEquals "no sample shows a transaction open or a lock wait (state|wait_event_type|xact open)" "" "$bad"
 	assertTrue "its backend is mostly 'idle' between polls ($idle of $samples samples)" "[ $idle -ge 5 ]"
 	assertEquals "once the lock is released, the waiting agent goes on and exits 0: $(cat "$WORK/waiter.err")" 0 "$rc"
+}
+
+# hold_table_lock: an application session reads checkpoint_writes in an open
+# transaction, so v9's ALTER TABLE cannot have its exclusive lock.
+hold_table_lock() {
+	tl_session_open t1003-reader
+	tl_session_sql "BEGIN; LOCK TABLE checkpoint_writes IN ACCESS SHARE MODE;"
+	tl_wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 't1003-reader'
+		AND state = 'idle in transaction')" || fail "the reading session did not start"
+}
+
+test_20_ddl_lock_wait_gives_up_with_75_and_changes_nothing() {
+	local start
+	tl_agent -c "$WORK/agent.conf" rollback --to 8
+	assertEquals "rollback to 8: $TL_ERR" 0 "$TL_RC"
+	hold_table_lock
+	start=$SECONDS
+	tl_agent -c "$WORK/ddl-lock.conf" migrate
+	tl_session_close
+	assertEquals "exit code when the table lock never comes. stderr: $TL_ERR" 75 "$TL_RC"
+	assertContains "it says why" "$TL_ERR" "could not get the lock on its tables"
+	assertContains "it retried first" "$TL_ERR" "trying again"
+	assertTrue "it gave up near lock_timeout (took $((SECONDS - start)) s)" "[ $((SECONDS - start)) -le 15 ]"
+	assertEquals "still at v8" 8 "$(tl_sql 'SELECT max(v) FROM checkpoint_migrations')"
+}
+
+test_21_ddl_lock_wait_retries_until_the_lock_comes() {
+	local agent_pid rc
+	hold_table_lock
+	"$TL_AGENT" -c "$WORK/waiter.conf" migrate >"$WORK/retry.out" 2>"$WORK/retry.err" 7>&- &
+	agent_pid=$!
+	sleep 4
+	tl_session_close
+	wait "$agent_pid"
+	rc=$?
+	assertEquals "migrate succeeds once the reader ends: $(cat "$WORK/retry.err")" 0 "$rc"
+	assertContains "it waited by retrying" "$(cat "$WORK/retry.err")" "trying again"
+	assertEquals "at v9" 9 "$(tl_sql 'SELECT max(v) FROM checkpoint_migrations')"
 }
 
 tl_run

@@ -158,6 +158,19 @@ test_32_right_password_never_shown_either() {
 	assertNotContains "the password is not on stdout" "$TL_OUT" "$secret"
 }
 
+test_33_password_in_the_uri_never_shown() {
+	local secret="In-Ur1-$RANDOM-pw" port
+	port=$(tl_free_port)
+	CHECKPOINT_DB_URI="postgresql://$TL_APP_ROLE:$secret@127.0.0.1:$port/$TL_APP_DB" tl_agent -c "$CONF" status
+	assert_error 69 "unreachable, with a password in the URI"
+	assertContains "the target, without the password" "$TL_ERR" "$TL_APP_ROLE@127.0.0.1:$port/$TL_APP_DB"
+	assertNotContains "the password is not on stderr" "$TL_ERR" "$secret"
+	CHECKPOINT_DB_URI="postgresql://$TL_APP_ROLE:$secret@127.0.0.1:$TL_PGPORT/$TL_APP_DB" \
+		tl_agent -c "$CONF" migrate --dry-run
+	assertEquals "dry run: $TL_ERR" 0 "$TL_RC"
+	assertNotContains "the plan does not show the password" "$TL_OUT" "$secret"
+}
+
 test_40_exit_75_lock_timeout() {
 	open_lock_holder
 	tl_agent -c "$WORK/short-lock.conf" migrate
