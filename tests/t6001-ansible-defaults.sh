@@ -164,4 +164,23 @@ test_09_every_secret_task_has_no_log() {
 	assertEquals "tasks that touch a password without no_log" "" "$missing"
 }
 
+# shell_checksum_sql: the SQL of provision/lib/datadir.sh's cpa_table_checksums
+# (its here-document, with the leading tabs <<- strips).
+shell_checksum_sql() {
+	awk '/^cpa_table_checksums\(\)/ { f = 1 }
+		f && /<<-\x27EOF\x27/ { g = 1; next }
+		g && /^\t*EOF$/ { exit }
+		g { sub(/^\t+/, ""); print }' "$TL_ROOT/provision/lib/datadir.sh"
+}
+
+test_10_role_checksum_sql_is_the_shell_one() {
+	local shell_sql
+	shell_sql=$(shell_checksum_sql)
+	assertContains "the checksum query was found in provision/lib/datadir.sh" "$shell_sql" "\\gexec"
+	assertEquals "ansible/roles/postgresql/files/table-checksums.sql differs from cpa_table_checksums' SQL" \
+		"$shell_sql" "$(cat "$ANSIBLE_DIR/roles/postgresql/files/table-checksums.sql")"
+	assertEquals "table-checksums.sql is byte-identical (trailing newline included)" \
+		"$(shell_checksum_sql | md5sum)" "$(md5sum <"$ANSIBLE_DIR/roles/postgresql/files/table-checksums.sql")"
+}
+
 tl_run
