@@ -50,8 +50,16 @@ rollback_datadir() {
 	else
 		cpa_info "data_directory is $current; it goes back to $original"
 		sysid=$(cpa_datadir_sysid "$current")
-		state=$(cpa_target_state "$original" "$sysid")
+		state=$(cpa_target_state "$original" "$sysid" "$current")
 		case "$state" in
+		same)
+			cpa_die "$CPA_EX_REFUSED" "$original is the current data directory $current (a symlink or bind mount leads there)" \
+				"Nothing was changed: the data is already there. Set data_directory to $original with pg_conftool if you want that path."
+			;;
+		running)
+			cpa_die "$CPA_EX_REFUSED" "$original holds a copy of this cluster with a postmaster.pid: a server may be running on it" \
+				"Nothing was changed. Stop that server (pg_ctl -D $original stop); if none runs, remove $original/postmaster.pid, then run the rollback again."
+			;;
 		foreign)
 			cpa_die "$CPA_EX_REFUSED" "$original holds something other than this cluster's data" \
 				"Nothing was changed. Move it away, then run the rollback again."
@@ -61,6 +69,7 @@ rollback_datadir() {
 			;;
 		esac
 		cpa_check_space "$current" "$original"
+		cpa_check_self_contained "$current"
 		if [ "$CPA_DRY_RUN" = 1 ]; then
 			cpa_changed "copy $current back to $original (stop, cp -a, data_directory, start, verify checksums)"
 		else

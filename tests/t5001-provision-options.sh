@@ -127,4 +127,25 @@ test_11_rollback_needs_one_known_action() {
 	assertContains "$("$P/rollback.sh" app)" "checkpoint:*"
 }
 
+test_12_a_cidr_from_both_the_environment_and_an_option_is_kept_once() {
+	local out
+	# What provision.sh does to every step: the list exported, and its
+	# --allow-cidr options passed on again.
+	out=$(CPA_ALLOWED_CIDRS="10.0.0.0/8 192.0.2.0/24" bash "$P/steps/30-role-db.sh" --show-config \
+		--allow-cidr 10.0.0.0/8 --allow-cidr 192.0.2.0/24 --allow-cidr 198.51.100.0/24 --allow-cidr 10.0.0.0/8)
+	assertEquals "10.0.0.0/8 192.0.2.0/24 198.51.100.0/24" "$(config_value CPA_ALLOWED_CIDRS <<<"$out")"
+	out=$(CPA_ALLOWED_CIDRS=10.0.0.0/8 "$P/provision.sh" --show-config --allow-cidr 10.0.0.0/8)
+	assertEquals "provision.sh too" 10.0.0.0/8 "$(config_value CPA_ALLOWED_CIDRS <<<"$out")"
+}
+
+test_13_table_tuning_is_skipped_without_the_langgraph_set() {
+	local out rc=0
+	# Without langgraph the step must not even look for a database: the
+	# port points nowhere.
+	out=$(CPA_SETS="agentos langgraph-store" bash "$P/steps/70-table-tuning.sh" --port 1 2>&1) || rc=$?
+	assertEquals "exit code: $out" 0 "$rc"
+	assertContains "$out" "skipped"
+	assertContains "$out" "langgraph set"
+}
+
 tl_run

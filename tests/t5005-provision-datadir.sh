@@ -3,9 +3,11 @@
 # directory move (provision/lib/datadir.sh), on temporary folders, tmpfs
 # mounts and throwaway clusters; never on the machine's own clusters (the
 # move itself, with postgresql-common's tools, runs in t5500's container).
-# Refusals: a foreign or non-empty target, too little space, a target that
+# Refusals: a foreign or non-empty target, a copy with a postmaster.pid, WAL
+# or tablespaces outside the directory, too little space, a target that
 # cannot be 0700 postgres; the mount point warning and --require-mount; the
-# per-table checksums that prove a copy.
+# same directory through a symlink or bind mount; the per-table checksums
+# that prove a copy; content written only through the destination folder.
 
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
@@ -78,6 +80,9 @@ test_02_the_target_is_told_apart_by_its_system_identifier() {
 	assertEquals empty "$(cpa_target_state "$d/new" "$SYSID")"
 	copy=$d/copy
 	cp -a "$TL_PGDATA" "$copy"
+	# An old copy has no server: the running cluster's pid file is not part
+	# of it (a copy with one is "running", test_11).
+	rm -f "$copy/postmaster.pid"
 	assertEquals "a copy of this cluster" ours "$(cpa_target_state "$copy" "$SYSID")"
 	assertEquals "another cluster's data" foreign "$(cpa_target_state "$copy" 1234567890)"
 	mkdir "$d/files" && echo x >"$d/files/notes.txt"
@@ -189,6 +194,112 @@ test_09_user_data_is_found_in_databases_roles_and_tables() {
 	assertEquals "a fresh cluster holds no user data" "" "$(PGHOST=$d CPA_PG_PORT=$port cpa_user_data_report)"
 	PGHOST=$d CPA_PG_PORT=$port cpa_psql -d postgres -c "CREATE TABLE notes (x int)" >/dev/null
 	assertContains "$(PGHOST=$d CPA_PG_PORT=$port cpa_user_data_report)" "relations in database postgres: 1"
+}
+
+test_10_the_live_directory_by_another_path_is_the_same_not_an_old_copy() {
+	local d
+	t5_tmpdir d
+	mkdir -p "$d/mnt/data/postgresql/15" "$d/var/lib"
+	cp -a "$TL_PGDATA" "$d/mnt/data/postgresql/15/main"
+	rm -f "$d/mnt/data/postgresql/15/main/postmaster.pid"
+	# /var/lib/postgresql -> /mnt/data/postgresql: the data directory named
+	# through the link, the target by its real path.
+	ln -s "$d/mnt/data/postgresql" "$d/var/lib/postgresql"
+	assertEquals "through a symlink" same \
+		"$(cpa_target_state "$d/mnt/data/postgresql/15/main" "$SYSID" "$d/var/lib/postgresql/15/main")"
+	# A bind mount of the same folder.
+	mkdir -p "$d/bind"
+	mount --bind "$d/mnt/data/postgresql" "$d/bind" || fail "no bind mount"
+	MOUNTS+=("$d/bind")
+	assertEquals "through a bind mount" same \
+		"$(cpa_target_state "$d/mnt/data/postgresql/15/main" "$SYSID" "$d/bind/15/main")"
+	assertEquals "a real copy elsewhere is still ours" ours \
+		"$(cpa_target_state "$d/mnt/data/postgresql/15/main" "$SYSID" "$TL_PGDATA")"
+}
+
+test_11_a_copy_with_a_postmaster_pid_is_never_an_old_copy() {
+	local d
+	t5_tmpdir d
+	cp -a "$TL_PGDATA" "$d/copy"
+	# The running throwaway cluster's pid file came along.
+	assertTrue "the copy has a postmaster.pid" "[ -f '$d/copy/postmaster.pid' ]"
+	assertEquals running "$(cpa_target_state "$d/copy" "$SYSID" "$TL_PGDATA")"
+	rm -f "$d/copy/postmaster.pid"
+	assertEquals ours "$(cpa_target_state "$d/copy" "$SYSID" "$TL_PGDATA")"
+}
+
+test_12_wal_or_tablespaces_outside_the_directory_are_refused_with_73() {
+	local d out rc=0
+	t5_tmpdir d
+	cp -a "$TL_PGDATA" "$d/plain"
+	out=$(in_subshell cpa_check_self_contained "$d/plain") || rc=$?
+	assertEquals "a self-contained directory passes: $out" 0 "$rc"
+	# initdb --waldir: pg_wal is a symlink.
+	cp -a "$TL_PGDATA" "$d/waldir"
+	mv "$d/waldir/pg_wal" "$d/wal"
+	ln -s "$d/wal" "$d/waldir/pg_wal"
+	rc=0
+	out=$(in_subshell cpa_check_self_contained "$d/waldir") || rc=$?
+	assertEquals "pg_wal a symlink: $out" 73 "$rc"
+	assertContains "$out" "pg_wal is a symlink"
+	assertContains "$out" "Nothing was changed"
+	# A tablespace: a link in pg_tblspc.
+	cp -a "$TL_PGDATA" "$d/tblspc"
+	mkdir "$d/space"
+	ln -s "$d/space" "$d/tblspc/pg_tblspc/16500"
+	rc=0
+	out=$(in_subshell cpa_check_self_contained "$d/tblspc") || rc=$?
+	assertEquals "a tablespace: $out" 73 "$rc"
+	assertContains "$out" "tablespaces"
+}
+
+test_13_written_content_goes_through_the_destination_folder_only() {
+	local d rc=0
+	t5_tmpdir d
+	mkdir "$d/tmp" "$d/etc"
+	printf 'secret\n\n' | TMPDIR=$d/tmp in_subshell cpa_install_content "$d/etc/pw" 0600 root root "password file" --secret >/dev/null ||
+		rc=$?
+	assertEquals "it changed something" 0 "$rc"
+	assertEquals "trailing newlines kept" "$(printf 'secret\n\nx')" "$(cat "$d/etc/pw" && printf x)"
+	assertEquals "nothing in TMPDIR" "" "$(ls -A "$d/tmp")"
+	assertEquals "nothing else in the folder" pw "$(ls -A "$d/etc")"
+	rc=0
+	printf 'secret\n\n' | TMPDIR=$d/tmp in_subshell cpa_install_content "$d/etc/pw" 0600 root root "password file" --secret >/dev/null ||
+		rc=$?
+	assertEquals "the same content again: unchanged" 1 "$rc"
+	rc=0
+	printf 'other\n' | CPA_DRY_RUN=1 TMPDIR=$d/tmp in_subshell cpa_install_content "$d/new/pw" 0600 root root "password file" --secret >/dev/null ||
+		rc=$?
+	assertEquals "dry run: would change" 0 "$rc"
+	assertFalse "dry run writes nothing" "[ -e '$d/new' ]"
+	assertEquals "nothing in TMPDIR" "" "$(ls -A "$d/tmp")"
+}
+
+test_14_an_unexpected_failure_runs_the_put_back_hook_once_then_exits_70() {
+	local d out rc=0
+	t5_tmpdir d
+	# A process of its own: in $(...) || the ERR trap and errexit are off.
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	out=$(HOOK_FILE=$d/hook bash -c '
+		set -euo pipefail
+		. "$1/provision/lib/common.sh"
+		. "$1/provision/lib/datadir.sh"
+		put_back() { echo "put back" >>"$HOOK_FILE"; }
+		CPA_STEP=datadir-test
+		cpa_enable_error_trap
+		CPA_ON_FAILURE=put_back
+		false
+		echo "not reached"
+	' bash "$TL_ROOT" 2>&1) || rc=$?
+	assertEquals "exit code: $out" 70 "$rc"
+	assertContains "$out" "command failed"
+	assertNotContains "$out" "not reached"
+	assertEquals "the hook ran once" "put back" "$(cat "$d/hook")"
+	# With nothing to put back (no copy in progress) the restore is a no-op.
+	rc=0
+	out=$(CPA_COPY_FROM='' in_subshell cpa_restore_after_failure) || rc=$?
+	assertEquals "no copy: $out" 0 "$rc"
+	assertEquals "" "$out"
 }
 
 tl_run

@@ -110,10 +110,20 @@ cpa_die() {
 	exit "$code"
 }
 
+# CPA_ON_FAILURE: the name of a function the ERR trap runs (once) before it
+# stops the step, e.g. to start PostgreSQL again when a data directory copy
+# fails while it is stopped. Empty when there is nothing to put back.
+CPA_ON_FAILURE=
+
 # The ERR trap: an unexpected failure of a command.
 cpa_on_error() {
-	local rc=$1 line=$2 cmd=$3
-	cpa_die "$CPA_EX_FAILED" "command failed (exit $rc) at ${BASH_SOURCE[1]##*/}:$line: $cmd" \
+	local rc=$1 line=$2 cmd=$3 hook=$CPA_ON_FAILURE src=${BASH_SOURCE[1]:-bash}
+	trap - ERR
+	if [ -n "$hook" ]; then
+		CPA_ON_FAILURE=
+		"$hook" || true
+	fi
+	cpa_die "$CPA_EX_FAILED" "command failed (exit $rc) at ${src##*/}:$line: $cmd" \
 		"The output above says why."
 }
 
@@ -336,7 +346,7 @@ cpa_parse_options() {
 
 # cpa_finish_settings: derived values, then validation.
 cpa_finish_settings() {
-	local c
+	local c cidrs=""
 	if [ -z "${CPA_DATA_DIR:-}" ]; then
 		CPA_DATA_DIR=$CPA_DATA_ROOT/postgresql/$CPA_PG_VERSION/$CPA_PG_CLUSTER
 	fi
@@ -380,7 +390,14 @@ cpa_finish_settings() {
 	done
 	for c in $CPA_ALLOWED_CIDRS; do
 		cpa_valid_cidr "$c" || cpa_usage_error "not a CIDR (address/prefix): $c"
+		# Each once: provision.sh exports the list and also passes its
+		# --allow-cidr options on to every step.
+		case " $cidrs " in
+		*" $c "*) ;;
+		*) cidrs+="${cidrs:+ }$c" ;;
+		esac
 	done
+	CPA_ALLOWED_CIDRS=$cidrs
 	[[ "$CPA_LISTEN_ADDRESSES" =~ ^[A-Za-z0-9.:*,\ -]+$ ]] ||
 		cpa_usage_error "listen addresses must be a comma-separated list of hosts or addresses: $CPA_LISTEN_ADDRESSES"
 }
@@ -497,40 +514,37 @@ cpa_render() {
 # cpa_install_content DEST MODE OWNER GROUP DESCRIPTION [--secret] < CONTENT:
 # write DEST only when its content, mode or owner differ. Returns 0 when it
 # changed (or would change) something, 1 when all was in place. Secrets:
-# the content is never printed, and it goes through a 0600 temp file in the
-# destination's folder.
+# the content is never printed, and is compared in memory; the only file it
+# is written to is a 0600 temp file in DEST's folder, renamed onto DEST (so a
+# kill leaves nothing in /tmp, and nothing others can read).
 cpa_install_content() {
-	local dest=$1 mode=$2 owner=$3 group=$4 desc=$5 secret=${6:-} tmp dir cur
+	local dest=$1 mode=$2 owner=$3 group=$4 desc=$5 secret=${6:-} content dir cur
 	dir=$(dirname "$dest")
-	tmp=$(mktemp "${TMPDIR:-/tmp}/cpa-content.XXXXXX")
-	chmod 0600 "$tmp"
-	cat >"$tmp"
-	if [ -f "$dest" ] && cmp -s "$tmp" "$dest"; then
+	# The x keeps trailing newlines, which $(...) would drop.
+	content=$(cat && printf x)
+	content=${content%x}
+	if [ -f "$dest" ] && printf '%s' "$content" | cmp -s - "$dest"; then
 		cur=$(stat -c '%a %U %G' "$dest")
 		if [ "$cur" = "$(printf '%o' "$((8#$mode))") $owner $group" ]; then
-			rm -f "$tmp"
 			cpa_unchanged "$desc $dest"
 			return 1
 		fi
 		if [ "$CPA_DRY_RUN" = 1 ]; then
-			rm -f "$tmp"
 			cpa_changed "$desc $dest: set mode $mode owner $owner:$group (was $cur)"
 			return 0
 		fi
 		chown "$owner:$group" "$dest"
 		chmod "$mode" "$dest"
-		rm -f "$tmp"
 		cpa_changed "$desc $dest: mode $mode owner $owner:$group (was $cur)"
 		return 0
 	fi
 	if [ "$CPA_DRY_RUN" = 1 ]; then
 		if [ -f "$dest" ] && [ "$secret" != --secret ]; then
 			cpa_changed "$desc $dest would change:"
-			diff -u "$dest" "$tmp" | sed -n '3,$p' | sed 's/^/      /' || true
+			diff -u "$dest" <(printf '%s' "$content") | sed -n '3,$p' | sed 's/^/      /' || true
 		else
 			cpa_changed "$desc $dest (mode $mode, $owner:$group)"
 		fi
-		rm -f "$tmp"
 		return 0
 	fi
 	if [ ! -d "$dir" ]; then
@@ -539,8 +553,7 @@ cpa_install_content() {
 	local final
 	final=$(mktemp "$dir/.$(basename "$dest").XXXXXX")
 	chmod 0600 "$final"
-	cat "$tmp" >"$final"
-	rm -f "$tmp"
+	printf '%s' "$content" >"$final"
 	chown "$owner:$group" "$final"
 	chmod "$mode" "$final"
 	mv -f "$final" "$dest"

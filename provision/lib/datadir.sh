@@ -25,20 +25,58 @@ cpa_datadir_sysid() {
 		sed -n 's/^Database system identifier:[[:space:]]*//p'
 }
 
-# cpa_target_state TARGET SYSID: "empty" (absent or empty), "ours" (a copy of
-# the cluster with system identifier SYSID, e.g. left by an interrupted run or
-# kept by a rollback) or "foreign" (anything else).
+# cpa_same_directory A B: true when A and B both exist and are the same
+# directory (same device and inode), whatever path leads there: a symlink
+# (/var/lib/postgresql -> /mnt/data/postgresql) or a bind mount.
+cpa_same_directory() {
+	local a b
+	[ -d "$1" ] && [ -d "$2" ] || return 1
+	a=$(stat -Lc '%d:%i' -- "$1") || return 1
+	b=$(stat -Lc '%d:%i' -- "$2") || return 1
+	[ "$a" = "$b" ]
+}
+
+# cpa_target_state TARGET SYSID [CURRENT]: "same" (TARGET is CURRENT, the
+# cluster's data directory, reached by another path), "empty" (absent or
+# empty), "ours" (a copy of the cluster with system identifier SYSID, e.g.
+# left by an interrupted run or kept by a rollback), "running" (such a copy
+# with a postmaster.pid: a server may use it, so it is never removed) or
+# "foreign" (anything else).
 cpa_target_state() {
-	local target=$1 sysid=$2 found
+	local target=$1 sysid=$2 current=${3:-} found
+	if [ -n "$current" ] && cpa_same_directory "$target" "$current"; then
+		echo same
+		return 0
+	fi
 	if cpa_dir_is_empty "$target"; then
 		echo empty
 		return 0
 	fi
 	found=$(cpa_datadir_sysid "$target")
 	if [ -n "$found" ] && [ -n "$sysid" ] && [ "$found" = "$sysid" ]; then
-		echo ours
+		if [ -e "$target/postmaster.pid" ] || [ -L "$target/postmaster.pid" ]; then
+			echo running
+		else
+			echo ours
+		fi
 	else
 		echo foreign
+	fi
+}
+
+# cpa_check_self_contained DIR: refuse (73) when DIR's cluster keeps data
+# outside DIR: pg_wal a symlink (initdb --waldir) or tablespaces in
+# pg_tblspc. cp -a would copy those as symlinks, so the new directory would
+# write into the WAL and tablespaces of the one that is kept.
+cpa_check_self_contained() {
+	local dir=$1
+	if [ -L "$dir/pg_wal" ]; then
+		cpa_die "$CPA_EX_REFUSED" "$dir/pg_wal is a symlink (to $(readlink -- "$dir/pg_wal")): the WAL is outside the data directory" \
+			"Nothing was changed. A copy would share that WAL with the old directory and corrupt it. Move the WAL back into $dir/pg_wal (server stopped), or move the cluster by hand."
+	fi
+	if ! cpa_dir_is_empty "$dir/pg_tblspc"; then
+		cpa_die "$CPA_EX_REFUSED" "$dir uses tablespaces ($dir/pg_tblspc is not empty): their data is outside the data directory" \
+			"Nothing was changed. A copy would share the tablespaces with the old directory and corrupt it. Move their tables to pg_default (ALTER TABLE ... SET TABLESPACE pg_default) and drop them, or move the cluster by hand."
 	fi
 }
 
@@ -229,20 +267,66 @@ cpa_private_checksums() {
 	[ "$shown" = "$dir" ]
 }
 
+# The copy in progress, for cpa_restore_after_failure (the ERR trap's
+# CPA_ON_FAILURE): its directories, whether data_directory
+# already names TO, and the process that set them (not a subshell).
+CPA_COPY_FROM=
+CPA_COPY_TO=
+CPA_COPY_SWITCHED=0
+CPA_COPY_PID=
+
+# cpa_restore_after_failure: after an unexpected failure during a copy, stop
+# any server left on FROM or TO (the private one of a checksum run), put data_directory back to FROM if it was switched and
+# start the cluster again; says what it did. Every command is guarded: it
+# runs from the ERR trap, and the step stops after it anyway.
+cpa_restore_after_failure() {
+	local d
+	[ -n "$CPA_COPY_FROM" ] && [ "$BASHPID" = "$CPA_COPY_PID" ] || return 0
+	for d in "$CPA_COPY_FROM" "$CPA_COPY_TO"; do
+		if [ -f "$d/postmaster.pid" ]; then
+			runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$d" -m fast -w -t 300 stop >/dev/null 2>&1 || true
+		fi
+	done
+	if [ "$CPA_COPY_SWITCHED" = 1 ]; then
+		pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" stop >/dev/null 2>&1 || true
+		if pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$CPA_COPY_FROM"; then
+			cpa_changed "data_directory = '$CPA_COPY_FROM' again (the copy failed)"
+		else
+			cpa_warn "could not set data_directory back to $CPA_COPY_FROM: run pg_conftool $CPA_PG_VERSION $CPA_PG_CLUSTER set data_directory $CPA_COPY_FROM"
+		fi
+	fi
+	CPA_COPY_FROM=
+	if [ "$(cpa_cluster_status)" = online ] ||
+		{ pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" start && cpa_wait_ready 120; }; then
+		cpa_info "the copy failed; PostgreSQL runs again on $(cpa_show_data_directory 2>/dev/null || echo "?")"
+	else
+		cpa_warn "the copy failed and PostgreSQL did not start again: see /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log, then pg_ctlcluster $CPA_PG_VERSION $CPA_PG_CLUSTER start"
+	fi
+}
+
 # cpa_copy_and_switch FROM TO WHAT: the copy path, shared with the rollback.
-# Stop the cluster; checksum FROM on a private server; copy with cp -a;
+# Refuse a cluster with data outside FROM (cpa_check_self_contained). Stop
+# the cluster; checksum FROM on a private server; copy with cp -a;
 # checksum TO the same way; only when every table's row count and checksum
 # match, point data_directory at TO (pg_conftool) and start the cluster,
 # which must then report TO in SHOW data_directory. Until that last step
 # PostgreSQL's configuration still names FROM, and FROM is never written to;
-# on a mismatch the cluster is started on FROM again (exit 65).
+# on a mismatch the cluster is started on FROM again (exit 65), and on an
+# unexpected failure too (cpa_restore_after_failure, exit 70).
+# shellcheck disable=SC2034 # CPA_ON_FAILURE is read by the ERR trap (common.sh)
 cpa_copy_and_switch() {
 	local from=$1 to=$2 what=$3 work before after
+	cpa_check_self_contained "$from"
 	work=$(mktemp -d "${TMPDIR:-/tmp}/cpa-datadir.XXXXXX")
 	chown postgres:postgres "$work"
 	chmod 0700 "$work"
 	before=$work/before
 	after=$work/after
+	CPA_COPY_FROM=$from
+	CPA_COPY_TO=$to
+	CPA_COPY_SWITCHED=0
+	CPA_COPY_PID=$BASHPID
+	CPA_ON_FAILURE=cpa_restore_after_failure
 	cpa_cluster_stop
 	cpa_info "stopped PostgreSQL for the $what; checksumming $from on a private server (no TCP, private socket)"
 	cpa_private_checksums "$from" "$work" "$before" || {
@@ -266,16 +350,20 @@ cpa_copy_and_switch() {
 			"The differences are above. Check the data disk; $to is left for inspection."
 	fi
 	cpa_changed "copied $from to $to: $(wc -l <"$after") tables' row counts and checksums match"
+	CPA_COPY_SWITCHED=1
 	pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$to"
 	cpa_changed "data_directory = '$to' (was $from)"
 	if ! pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" start || ! cpa_wait_ready 120 ||
 		[ "$(cpa_show_data_directory)" != "$to" ]; then
+		CPA_ON_FAILURE=
 		pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" stop || true
 		pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$from"
 		cpa_cluster_start
 		cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL did not start on $to (or SHOW data_directory disagrees); it is back on $from" \
 			"See /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log."
 	fi
+	CPA_ON_FAILURE=
+	CPA_COPY_FROM=
 	cpa_changed "PostgreSQL runs on $to (SHOW data_directory agrees)"
 	rm -rf "$work"
 }

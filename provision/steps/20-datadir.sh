@@ -10,8 +10,10 @@
 #   - a cluster with data: checksums, stop, cp -a, pg_conftool set
 #     data_directory, start, verify; the old directory is kept unless
 #     --remove-old.
-# Refuses (exit 73) when the target is foreign, space is short, or the
-# target cannot be made 0700 for postgres.
+# Refuses (exit 73) when the target is foreign or has a postmaster.pid,
+# space is short, the target cannot be made 0700 for postgres, or the
+# cluster's WAL or tablespaces are outside its directory. A target that is
+# the current directory through a symlink or bind mount is "already there".
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -71,6 +73,10 @@ recreate_fresh_cluster() {
 remove_old_directory() {
 	local old=$1
 	if [ "$CPA_REMOVE_OLD" = 1 ]; then
+		if cpa_same_directory "$old" "$CPA_DATA_DIR" || [ -e "$old/postmaster.pid" ]; then
+			cpa_warn "the old data directory $old is kept: it is the running cluster's directory, or has a postmaster.pid"
+			return 0
+		fi
 		rm -rf --one-file-system -- "$old"
 		cpa_changed "removed the old data directory $old (--remove-old)"
 	else
@@ -95,19 +101,30 @@ place_data_directory() {
 		cpa_unchanged "data_directory is $target"
 		return 0
 	fi
-	cpa_info "data_directory is $current; it goes to $target"
 	sysid=$(cpa_datadir_sysid "$current")
-	state=$(cpa_target_state "$target" "$sysid")
+	state=$(cpa_target_state "$target" "$sysid" "$current")
 	case "$state" in
+	same)
+		# A symlink or bind mount leads from one to the other: the data is
+		# already on the target (and must not be taken for an old copy).
+		cpa_unchanged "data_directory is $current, the same directory as $target (a symlink or bind mount)"
+		return 0
+		;;
 	foreign)
 		cpa_die "$CPA_EX_REFUSED" "$target is not empty and does not hold this cluster's data" \
 			"Nothing was changed. Empty it, or choose another place with --data-dir."
+		;;
+	running)
+		cpa_die "$CPA_EX_REFUSED" "$target holds a copy of this cluster with a postmaster.pid: a server may be running on it" \
+			"Nothing was changed. Stop that server (pg_ctl -D $target stop); if none runs, remove $target/postmaster.pid, then resume."
 		;;
 	ours)
 		cpa_info "$target holds an older copy of this cluster (system identifier $sysid); it will be replaced"
 		;;
 	esac
+	cpa_info "data_directory is $current; it goes to $target"
 	cpa_check_space "$current" "$target"
+	cpa_check_self_contained "$current"
 	if [ "$CPA_DRY_RUN" = 1 ]; then
 		cpa_prepare_target "$target"
 		if [ "$status" != online ]; then

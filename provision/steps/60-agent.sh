@@ -214,9 +214,11 @@ run_without_systemd() {
 	if [ "$(systemctl is-enabled "$SERVICE" 2>/dev/null || true)" = enabled ]; then
 		cpa_unchanged "$SERVICE enabled for the next boot"
 	else
-		cpa_run systemctl enable --quiet "$SERVICE" 2>/dev/null ||
+		if cpa_run systemctl enable --quiet "$SERVICE" 2>/dev/null; then
+			cpa_changed "$SERVICE enabled"
+		else
 			cpa_warn "could not enable $SERVICE offline; run: systemctl enable $SERVICE"
-		cpa_changed "$SERVICE enabled"
+		fi
 	fi
 	cpa_info "NOTE: $SERVICE is not running now: it starts at the next boot (systemd is not PID 1 here)"
 }

@@ -4,7 +4,8 @@
 # once the agent has applied the schema. The statements are first run in a
 # transaction that is rolled back, to see the storage parameters they would
 # leave; they are applied only when those differ from the current ones, so a
-# re-run does not touch the catalog.
+# re-run does not touch the catalog. Skipped (exit 0) when CPA_SETS does not
+# include langgraph: those tables then never exist.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -27,6 +28,13 @@ storage_parameters_query() {
 main() {
 	local sql current desired count
 	cpa_init_step table-tuning "$@"
+	case " $CPA_SETS " in
+	*" langgraph "*) ;;
+	*)
+		cpa_unchanged "skipped: the checkpoint tables belong to the langgraph set, which is not among the sets ($CPA_SETS)"
+		return 0
+		;;
+	esac
 	sql=$(cpa_render "$CPA_TEMPLATES_DIR/checkpoint-autovacuum.sql.j2" cpa_db_schema="$CPA_DB_SCHEMA") || exit "$?"
 	if [ "$CPA_DRY_RUN" = 1 ] && [ "$(cpa_cluster_status)" != online ]; then
 		cpa_changed "set per-table autovacuum on $CPA_DB_SCHEMA.checkpoints, checkpoint_blobs, checkpoint_writes (once they exist)"
