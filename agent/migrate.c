@@ -154,23 +154,6 @@ static int apply_version(PGconn *conn, const struct config *cfg, const struct se
 	return rc;
 }
 
-/* 1 when index NAME in SCHEMA exists and is INVALID, 0 when not, -1 on error. */
-static int index_is_invalid(PGconn *conn, const char *schema, const char *name)
-{
-	const char *params[2] = { schema, name };
-	PGresult *res = db_query(conn,
-		"SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-		" JOIN pg_namespace n ON n.oid = c.relnamespace"
-		" WHERE n.nspname = $1 AND c.relname = $2 AND NOT i.indisvalid", 2, params);
-	int invalid;
-
-	if (res == NULL)
-		return -1;
-	invalid = PQntuples(res) == 1;
-	PQclear(res);
-	return invalid;
-}
-
 /*
  * An index that a recorded version builds CONCURRENTLY but that is INVALID
  * now (a failed REINDEX CONCURRENTLY, a build by hand that was interrupted)
@@ -193,7 +176,7 @@ static int rebuild_invalid_indexes(PGconn *conn, const struct config *cfg, const
 		sql_split(f->sql, &stmts);
 		for (size_t i = 0; i < stmts.n && rc == 0; i++) {
 			char *idx = sql_concurrent_index_name(stmts.items[i]);
-			int invalid = idx != NULL ? index_is_invalid(conn, schema, idx) : 0;
+			int invalid = idx != NULL ? step_index_is_invalid(conn, schema, idx) : 0;
 
 			if (invalid < 0) {
 				rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;

@@ -406,24 +406,32 @@ int step_rehearse_down(PGconn *conn, const struct config *cfg, const struct set_
 	return rc;
 }
 
-/* Drops index NAME in SCHEMA when it is INVALID, the trace of an interrupted build. */
-int step_drop_invalid_index(PGconn *conn, const char *schema, const char *name, bool dry_run)
+/* 1 when index NAME in SCHEMA exists and is INVALID, 0 when not, -1 on error. */
+int step_index_is_invalid(PGconn *conn, const char *schema, const char *name)
 {
 	const char *params[2] = { schema, name };
 	PGresult *res = db_query(conn,
 		"SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
 		" JOIN pg_namespace n ON n.oid = c.relnamespace"
 		" WHERE n.nspname = $1 AND c.relname = $2 AND NOT i.indisvalid", 2, params);
-	bool invalid;
-	char *qs, *qn, *sql;
-	int rc;
+	int invalid;
 
 	if (res == NULL)
 		return -1;
 	invalid = PQntuples(res) == 1;
 	PQclear(res);
-	if (!invalid)
-		return 0;
+	return invalid;
+}
+
+/* Drops index NAME in SCHEMA when it is INVALID, the trace of an interrupted build. */
+int step_drop_invalid_index(PGconn *conn, const char *schema, const char *name, bool dry_run)
+{
+	int invalid = step_index_is_invalid(conn, schema, name);
+	char *qs, *qn, *sql;
+	int rc;
+
+	if (invalid <= 0)
+		return invalid;
 	qs = db_ident(conn, schema);
 	qn = db_ident(conn, name);
 	sql = xasprintf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", qs, qn);

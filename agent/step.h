@@ -44,6 +44,9 @@ int step_rehearse_down(PGconn *conn, const struct config *cfg, const struct set_
 /* Runs SQL outside a transaction, reporting every few seconds what it waits for. 0 or an exit code. */
 int exec_watched(PGconn *conn, const char *sql, const char *what);
 
+/* 1 when index NAME in SCHEMA exists and is INVALID, 0 when not, -1 on error. */
+int step_index_is_invalid(PGconn *conn, const char *schema, const char *name);
+
 /* Drops index NAME in SCHEMA when it is INVALID; DRY_RUN prints instead. */
 int step_drop_invalid_index(PGconn *conn, const char *schema, const char *name, bool dry_run);
 
