@@ -20,14 +20,6 @@ RUNS=${1:-5}
 # shellcheck source=tests/lib/container.sh
 . "$TL_ROOT/tests/lib/container.sh"
 
-# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
-# made by tl_tmpdir inside $(...) is registered in the subshell only).
-t5_tmpdir() {
-	local t5_dir
-	t5_dir=$(tl_tmpdir) || return 1
-	TL_CLEANUP_DIRS+=("$t5_dir")
-	printf -v "$1" '%s' "$t5_dir"
-}
 trap 'tl_cleanup' EXIT
 
 now() { date +%s.%N; }
@@ -36,7 +28,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 boot() {
 	local data
-	t5_tmpdir data || return 1
+	data=$(tl_tmpdir) || return 1
 	tc_boot "bench-$1" --private-network --bind="$data:/mnt/data"
 }
 
@@ -93,7 +85,7 @@ bench_ansible() {
 	tc_stop
 }
 
-t5_tmpdir LOGS || exit 1
+LOGS=$(tl_tmpdir) || exit 1
 bench_provision || exit 1
 p=$(median <"$LOGS/provision.times")
 printf 'provision.sh no-change re-run: %ss (median of %s: %s)\n' "$p" "$RUNS" "$(paste -sd ' ' "$LOGS/provision.times")"

@@ -98,8 +98,6 @@ test_06_the_template_uses_every_value_and_explains_every_setting() {
 test_07_postgresql_accepts_and_applies_the_rendered_file() {
 	local out file
 	tl_pg_start || fail "no throwaway cluster"
-	# tl_pg_start makes its folder in $(...): register it here.
-	TL_CLEANUP_DIRS+=("$TL_PGDIR")
 	out=$("$TV" --mem-kb 1048576 --cores 2 --pool-size 20 --instances 1)
 	file=$TL_PGDIR/50-checkpoint-tuning.conf
 	(mapfile -t v <<<"$out"; cpa_render "$TEMPLATE" "${v[@]}") >"$file" || fail "rendering failed"

@@ -14,24 +14,13 @@
 # shellcheck source=provision/lib/password.sh
 . "$TL_ROOT/provision/lib/password.sh"
 
-# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
-# made by tl_tmpdir inside $(...) is registered in the subshell only).
-t5_tmpdir() {
-	local t5_dir
-	t5_dir=$(tl_tmpdir) || return 1
-	TL_CLEANUP_DIRS+=("$t5_dir")
-	printf -v "$1" '%s' "$t5_dir"
-}
-
 suite_setup() {
 	tl_pg_start || return 1
-	# tl_pg_start makes its folder in $(...): register it here.
-	TL_CLEANUP_DIRS+=("$TL_PGDIR")
 	# The provisioning's psql helpers reach this cluster.
 	export PGHOST=$TL_PGSOCK
 	CPA_PG_PORT=$TL_PGPORT
 	tl_psql_super -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
-	t5_tmpdir WORK
+	WORK=$(tl_tmpdir)
 }
 
 # app_login PASSWORD [DB]: psql as the application over 127.0.0.1 with a

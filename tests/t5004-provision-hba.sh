@@ -12,21 +12,10 @@
 # shellcheck source=provision/lib/hba.sh
 . "$TL_ROOT/provision/lib/hba.sh"
 
-# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
-# made by tl_tmpdir inside $(...) is registered in the subshell only).
-t5_tmpdir() {
-	local t5_dir
-	t5_dir=$(tl_tmpdir) || return 1
-	TL_CLEANUP_DIRS+=("$t5_dir")
-	printf -v "$1" '%s' "$t5_dir"
-}
-
 suite_setup() {
 	tl_pg_start || return 1
-	# tl_pg_start makes its folder in $(...): register it here.
-	TL_CLEANUP_DIRS+=("$TL_PGDIR")
 	HBA=$TL_PGDATA/pg_hba.conf
-	t5_tmpdir WORK || return 1
+	WORK=$(tl_tmpdir) || return 1
 	ORIGINAL=$WORK/pg_hba.conf.orig
 	printf 'host all all 10.9.9.0/24 trust\nlocal sameuser all  trust # an old hack\nhost sameuser all 10.8.0.0/16 md5\n' >>"$HBA"
 	cp "$HBA" "$ORIGINAL"

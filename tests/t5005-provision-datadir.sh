@@ -16,21 +16,10 @@
 # shellcheck source=provision/lib/datadir.sh
 . "$TL_ROOT/provision/lib/datadir.sh"
 
-# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
-# made by tl_tmpdir inside $(...) is registered in the subshell only).
-t5_tmpdir() {
-	local t5_dir
-	t5_dir=$(tl_tmpdir) || return 1
-	TL_CLEANUP_DIRS+=("$t5_dir")
-	printf -v "$1" '%s' "$t5_dir"
-}
-
 MOUNTS=()
 
 suite_setup() {
 	tl_pg_start || return 1
-	# tl_pg_start makes its folder in $(...): register it here.
-	TL_CLEANUP_DIRS+=("$TL_PGDIR")
 	export PGHOST=$TL_PGSOCK
 	CPA_PG_PORT=$TL_PGPORT
 	CPA_PG_BIN=$TL_PGBIN
@@ -64,7 +53,7 @@ in_subshell() {
 
 test_01_empty_means_absent_or_nothing_but_lost_and_found() {
 	local d
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	assertTrue "absent" "cpa_dir_is_empty '$d/none'"
 	assertTrue "empty" "cpa_dir_is_empty '$d'"
 	mkdir "$d/lost+found"
@@ -75,7 +64,7 @@ test_01_empty_means_absent_or_nothing_but_lost_and_found() {
 
 test_02_the_target_is_told_apart_by_its_system_identifier() {
 	local d copy
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	assertNotNull "the throwaway cluster has a system identifier" "$SYSID"
 	assertEquals empty "$(cpa_target_state "$d/new" "$SYSID")"
 	copy=$d/copy
@@ -96,7 +85,7 @@ test_03_space_needed_is_the_data_plus_margin_plus_64_mb() {
 
 test_04_too_little_space_is_refused_with_73() {
 	local d out rc=0
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	tmpfs_at "$d/small" 16m || fail "no tmpfs"
 	out=$(in_subshell cpa_check_space "$TL_PGDATA" "$d/small/postgresql/15/main") || rc=$?
 	assertEquals 73 "$rc"
@@ -110,7 +99,7 @@ test_04_too_little_space_is_refused_with_73() {
 
 test_05_not_a_mount_point_warns_and_require_mount_refuses() {
 	local d out rc=0
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	out=$(in_subshell cpa_check_mount "$d")
 	assertContains "$out" "WARNING:"
 	assertContains "$out" "not a separate mount point"
@@ -125,7 +114,7 @@ test_05_not_a_mount_point_warns_and_require_mount_refuses() {
 
 test_06_the_target_is_made_0700_for_postgres() {
 	local d
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	in_subshell cpa_prepare_target "$d/root/postgresql/15/main" >/dev/null || fail "prepare failed"
 	assertEquals "700 postgres:postgres" "$(stat -c '%a %U:%G' "$d/root/postgresql/15/main")"
 	assertEquals "parents it made belong to postgres" "755 postgres:postgres" "$(stat -c '%a %U:%G' "$d/root/postgresql")"
@@ -136,7 +125,7 @@ test_06_the_target_is_made_0700_for_postgres() {
 
 test_07_a_target_that_cannot_be_0700_for_postgres_is_refused() {
 	local d out rc=0
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	mkdir -p "$d/ro/target"
 	mount --bind "$d/ro" "$d/ro" || fail "no bind mount"
 	MOUNTS+=("$d/ro")
@@ -161,7 +150,7 @@ test_08_checksums_match_on_a_copy_and_see_a_changed_row() {
 	assertContains "$before" "$TL_APP_DB public.t1 2000 "
 	assertContains "$before" "$TL_APP_DB s2.empty 0 0"
 	# A copy, started as a second server: the same checksums.
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	chown postgres: "$d"
 	tl_pg_stop
 	cp -a "$TL_PGDATA" "$d/data"
@@ -184,7 +173,7 @@ test_09_user_data_is_found_in_databases_roles_and_tables() {
 	assertContains "$report" "database $TL_APP_DB"
 	assertContains "$report" "role $TL_APP_ROLE"
 	# A fresh initdb has none.
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	chown postgres: "$d"
 	runuser -u postgres -- "$TL_PGBIN/initdb" -D "$d/data" -U postgres --auth-local=peer >/dev/null 2>&1 || fail "initdb"
 	port=$(tl_free_port)
@@ -198,7 +187,7 @@ test_09_user_data_is_found_in_databases_roles_and_tables() {
 
 test_10_the_live_directory_by_another_path_is_the_same_not_an_old_copy() {
 	local d
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	mkdir -p "$d/mnt/data/postgresql/15" "$d/var/lib"
 	cp -a "$TL_PGDATA" "$d/mnt/data/postgresql/15/main"
 	rm -f "$d/mnt/data/postgresql/15/main/postmaster.pid"
@@ -219,7 +208,7 @@ test_10_the_live_directory_by_another_path_is_the_same_not_an_old_copy() {
 
 test_11_a_copy_with_a_postmaster_pid_is_never_an_old_copy() {
 	local d
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	cp -a "$TL_PGDATA" "$d/copy"
 	# The running throwaway cluster's pid file came along.
 	assertTrue "the copy has a postmaster.pid" "[ -f '$d/copy/postmaster.pid' ]"
@@ -230,7 +219,7 @@ test_11_a_copy_with_a_postmaster_pid_is_never_an_old_copy() {
 
 test_12_wal_or_tablespaces_outside_the_directory_are_refused_with_73() {
 	local d out rc=0
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	cp -a "$TL_PGDATA" "$d/plain"
 	out=$(in_subshell cpa_check_self_contained "$d/plain") || rc=$?
 	assertEquals "a self-contained directory passes: $out" 0 "$rc"
@@ -255,7 +244,7 @@ test_12_wal_or_tablespaces_outside_the_directory_are_refused_with_73() {
 
 test_13_written_content_goes_through_the_destination_folder_only() {
 	local d rc=0
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	mkdir "$d/tmp" "$d/etc"
 	printf 'secret\n\n' | TMPDIR=$d/tmp in_subshell cpa_install_content "$d/etc/pw" 0600 root root "password file" --secret >/dev/null ||
 		rc=$?
@@ -277,7 +266,7 @@ test_13_written_content_goes_through_the_destination_folder_only() {
 
 test_14_an_unexpected_failure_runs_the_put_back_hook_once_then_exits_70() {
 	local d out rc=0
-	t5_tmpdir d
+	d=$(tl_tmpdir)
 	# A process of its own: in $(...) || the ERR trap and errexit are off.
 	# shellcheck disable=SC2016 # expanded by the inner bash
 	out=$(HOOK_FILE=$d/hook bash -c '

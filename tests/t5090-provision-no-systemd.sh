@@ -11,15 +11,6 @@
 # shellcheck source=tests/lib/container.sh
 . "$TL_ROOT/tests/lib/container.sh"
 
-# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
-# made by tl_tmpdir inside $(...) is registered in the subshell only).
-t5_tmpdir() {
-	local t5_dir
-	t5_dir=$(tl_tmpdir) || return 1
-	TL_CLEANUP_DIRS+=("$t5_dir")
-	printf -v "$1" '%s' "$t5_dir"
-}
-
 ROOT=
 DATA=
 OUT=
@@ -28,10 +19,10 @@ MACHINE=cpa-t5090-$$
 suite_setup() {
 	local base dir
 	base=$(tc_base_rootfs) || return 1
-	t5_tmpdir dir || return 1
+	dir=$(tl_tmpdir) || return 1
 	ROOT=$dir/root
-	t5_tmpdir DATA || return 1
-	t5_tmpdir OUT || return 1
+	DATA=$(tl_tmpdir) || return 1
+	OUT=$(tl_tmpdir) || return 1
 	cp -a --reflink=auto "$base" "$ROOT" || return 1
 	mkdir -p "$ROOT/opt/checkpoint-agent" || return 1
 	tar -C "$TL_ROOT" --exclude-vcs --exclude=./agent/checkpoint-agent --exclude=./agent/sql_embed.c \

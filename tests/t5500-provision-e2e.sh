@@ -23,15 +23,6 @@
 # shellcheck source=tests/lib/container.sh
 . "$TL_ROOT/tests/lib/container.sh"
 
-# t5_tmpdir VAR: tl_tmpdir into VAR, registered for removal here (a folder
-# made by tl_tmpdir inside $(...) is registered in the subshell only).
-t5_tmpdir() {
-	local t5_dir
-	t5_dir=$(tl_tmpdir) || return 1
-	TL_CLEANUP_DIRS+=("$t5_dir")
-	printf -v "$1" '%s' "$t5_dir"
-}
-
 PROVISION=/opt/checkpoint-agent/provision/provision.sh
 ROLLBACK=/opt/checkpoint-agent/provision/rollback.sh
 DATA=
@@ -40,8 +31,8 @@ OUT=
 OTHER_ADDR=192.0.2.10
 
 suite_setup() {
-	t5_tmpdir DATA || return 1
-	t5_tmpdir OUT || return 1
+	DATA=$(tl_tmpdir) || return 1
+	OUT=$(tl_tmpdir) || return 1
 	tc_boot provision-e2e --bind="$DATA:/mnt/data" --private-network || return 1
 }
 
