@@ -1,8 +1,10 @@
 /*
  * check.h: the health checks, their report and its formats; shared by
- * `check` (check.c) and the service (service.c).
+ * `check` (check_cmd.c) and the service (service.c).
  *
- *   checks.c   runs the checks on one connection and fills a check_report
+ *   checks.c   runs the checks on one connection and fills a check_report;
+ *              the checks themselves are check_*.c, one file per concern
+ *              (check_probe.h is what they share)
  *   report.c   prints a report as text, JSON or Prometheus metrics
  *   state.c    the state file (the previous size sample of every table), and
  *              writing a file atomically

@@ -50,20 +50,34 @@ static int usage_error(const char *what)
 	return EXIT_USAGE;
 }
 
-static bool known_command(const char *name)
-{
-	static const char *const commands[] = { "migrate", "status", "verify", "rollback", "check", "run" };
+/* The commands: each parses its own options; ARGV[0] is its name. */
+static const struct command {
+	const char *name;
+	int (*fn)(const struct config *cfg, int argc, char **argv);
+} commands[] = {
+	{ "migrate", cmd_migrate },
+	{ "status", cmd_status },
+	{ "verify", cmd_verify },
+	{ "rollback", cmd_rollback },
+	{ "check", cmd_check },
+	{ "run", NULL },		/* the service: it re-reads its config on SIGHUP */
+};
 
+#define COMMAND_NAMES "migrate, status, verify, rollback, check and run"
+
+static const struct command *find_command(const char *name)
+{
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(name, commands[i]) == 0)
-			return true;
-	return false;
+		if (strcmp(name, commands[i].name) == 0)
+			return &commands[i];
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
 	const char *config_path = CONFIG_DEFAULT_PATH;
 	bool explicit_path = false;
+	const struct command *cmd;
 	struct config cfg;
 	int i, rc;
 
@@ -92,11 +106,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (i >= argc)
-		return usage_error("no command given; the commands are migrate, status, verify, rollback, check and run");
+		return usage_error("no command given; the commands are " COMMAND_NAMES);
 
-	if (!known_command(argv[i])) {
-		log_error("unknown command '%s'; the commands are migrate, status, verify, rollback, check and run",
-			  argv[i]);
+	if ((cmd = find_command(argv[i])) == NULL) {
+		log_error("unknown command '%s'; the commands are " COMMAND_NAMES, argv[i]);
 		return usage_error(NULL);
 	}
 	if ((rc = config_load(config_path, explicit_path, &cfg)) != 0) {
@@ -106,20 +119,10 @@ int main(int argc, char **argv)
 
 	argc -= i;
 	argv += i;
-	if (strcmp(argv[0], "migrate") == 0)
-		rc = cmd_migrate(&cfg, argc, argv);
-	else if (strcmp(argv[0], "status") == 0)
-		rc = cmd_status(&cfg, argc, argv);
-	else if (strcmp(argv[0], "verify") == 0)
-		rc = cmd_verify(&cfg, argc, argv);
-	else if (strcmp(argv[0], "rollback") == 0)
-		rc = cmd_rollback(&cfg, argc, argv);
-	else if (strcmp(argv[0], "check") == 0)
-		rc = cmd_check(&cfg, argc, argv);
-	else if (strcmp(argv[0], "run") == 0)
-		rc = cmd_run(&cfg, config_path, explicit_path, argc, argv);
+	if (cmd->fn != NULL)
+		rc = cmd->fn(&cfg, argc, argv);
 	else
-		rc = EXIT_USAGE;	/* known_command() said no already */
+		rc = cmd_run(&cfg, config_path, explicit_path, argc, argv);
 	config_free(&cfg);
 	return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * check.c: `checkpoint-agent check [--format text|json|prometheus]`, one
+ * check_cmd.c: `checkpoint-agent check [--format text|json|prometheus]`, one
  * health probe with the Nagios plugin exit codes: 0 OK, 1 WARNING,
  * 2 CRITICAL, 3 UNKNOWN. The report goes to stdout; the checks are in
  * checks.c and the formats in report.c.

@@ -1,0 +1,87 @@
+/*
+ * check_probe.h: what the check files share, and nothing else includes: the
+ * probe (one run's connection, config, report and state file), the result
+ * and sample API, the levels, and the query helpers. The checks themselves
+ * are in check_*.c, one file per concern; checks.c runs them in order.
+ */
+#ifndef CHECK_PROBE_H
+#define CHECK_PROBE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "check.h"
+#include "config.h"
+#include "util.h"
+
+#define MIB (1024.0 * 1024.0)
+
+struct probe {
+	const struct config *cfg;
+	PGconn *conn;
+	const struct check_conn *cc;
+	struct check_report *rep;
+	struct size_state state;	/* the state file, read once per run */
+	char *state_error;		/* why it could not be read */
+	char *db_key;			/* "host:port/db", the state's keys start with it */
+};
+
+/* One check: fills R from the probe's connection (never NULL when it is called). */
+typedef void (*check_fn)(struct probe *p, struct check_result *r);
+
+/* ---- results and samples (check_result.c) ---- */
+
+double mono_ms(void);
+struct check_result *result_new(struct check_report *rep, const char *name);
+/* Sets R's status and its one-line message (newlines and tabs become spaces). */
+void result_set(struct check_result *r, enum check_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+struct check_sample *sample_add(struct check_result *r, const char *metric, const char *help, double v);
+void sample_add1(struct check_result *r, const char *metric, const char *help,
+		 const char *label, const char *value_label, double v);
+void sample_add2(struct check_result *r, const char *metric, const char *help,
+		 const char *l0, const char *v0, const char *l1, const char *v1, double v);
+
+/* Higher is worse / lower is worse (free space). */
+enum check_status level_high(double v, double warn, double crit);
+enum check_status level_low(double v, double warn, double crit);
+enum check_status worse(enum check_status a, enum check_status b);
+/* "12.3 MiB" and so on. */
+void format_bytes(char *buf, size_t n, double b);
+
+/* ---- queries ---- */
+
+/*
+ * Runs SQL with text parameters. On failure sets R to FAIL with "WHAT: the
+ * server's error" and returns NULL.
+ */
+PGresult *run_query(struct probe *p, struct check_result *r, enum check_status fail, const char *what,
+		    const char *sql, int nparams, const char *const *params);
+/* A cell as a number (0 when NULL or absent) or a string ("" then). */
+double get_num(const PGresult *res, int row, int col);
+const char *get_str(const PGresult *res, int row, int col);
+/* "schema"."table", quoted for SQL (caller frees). */
+char *qualified(PGconn *conn, const char *schema, const char *table);
+
+/* ---- the checks, by file ---- */
+
+/* check_basic.c */
+bool slots_exhausted(const char *why);
+void check_connect(struct probe *p);
+void check_query(struct probe *p, struct check_result *r);
+void check_writable(struct probe *p, struct check_result *r);
+/* check_schema.c */
+void check_schema(struct probe *p, struct check_result *r);
+/* check_sessions.c */
+void check_pool(struct probe *p, struct check_result *r);
+void check_idle_in_transaction(struct probe *p, struct check_result *r);
+void check_long_transactions(struct probe *p, struct check_result *r);
+void check_lock_waits(struct probe *p, struct check_result *r);
+void check_wraparound(struct probe *p, struct check_result *r);
+/* check_size.c */
+void check_size(struct probe *p, struct check_result *r);
+/* check_disk.c */
+void check_disk(struct probe *p, struct check_result *r);
+
+#endif

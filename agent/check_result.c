@@ -1,0 +1,196 @@
+/*
+ * check_result.c: the results and samples of the checks, the WARNING and
+ * CRITICAL levels, and the query helpers every check uses.
+ */
+#include "check_probe.h"
+#include "db.h"
+#include "log.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- results and samples ---- */
+
+struct check_result *result_new(struct check_report *rep, const char *name)
+{
+	struct check_result *r;
+
+	if (rep->n >= CHECK_MAX) {
+		log_error("internal error: more than %d checks", CHECK_MAX);
+		abort();
+	}
+	r = &rep->results[rep->n++];
+	memset(r, 0, sizeof(*r));
+	r->name = name;
+	r->status = CHECK_OK;
+	r->message = xstrdup("");
+	return r;
+}
+
+void result_set(struct check_result *r, enum check_status st, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = xstrdup("(out of memory formatting the message)");
+	va_end(ap);
+	/* One line: server and libpq messages carry newlines and tabs. */
+	for (char *c = msg; *c; c++)
+		if (*c == '\n' || *c == '\t' || *c == '\r')
+			*c = ' ';
+	free(r->message);
+	r->message = msg;
+	r->status = st;
+}
+
+struct check_sample *sample_add(struct check_result *r, const char *metric, const char *help, double v)
+{
+	struct check_sample *s;
+
+	if (r->nsamples == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 4;
+		r->samples = xrealloc(r->samples, r->cap * sizeof(*r->samples));
+	}
+	s = &r->samples[r->nsamples++];
+	memset(s, 0, sizeof(*s));
+	s->metric = metric;
+	s->help = help;
+	s->value = v;
+	return s;
+}
+
+void sample_add1(struct check_result *r, const char *metric, const char *help,
+			const char *label, const char *value_label, double v)
+{
+	struct check_sample *s = sample_add(r, metric, help, v);
+
+	s->label[0] = label;
+	s->value_label[0] = xstrdup(value_label);
+}
+
+void sample_add2(struct check_result *r, const char *metric, const char *help,
+			const char *l0, const char *v0, const char *l1, const char *v1, double v)
+{
+	struct check_sample *s = sample_add(r, metric, help, v);
+
+	s->label[0] = l0;
+	s->value_label[0] = xstrdup(v0);
+	s->label[1] = l1;
+	s->value_label[1] = xstrdup(v1);
+}
+
+void check_report_free(struct check_report *rep)
+{
+	for (size_t i = 0; i < rep->n; i++) {
+		struct check_result *r = &rep->results[i];
+
+		for (size_t j = 0; j < r->nsamples; j++) {
+			free(r->samples[j].value_label[0]);
+			free(r->samples[j].value_label[1]);
+		}
+		free(r->samples);
+		free(r->message);
+	}
+	rep->n = 0;
+}
+
+/* Higher is worse. */
+enum check_status level_high(double v, double warn, double crit)
+{
+	if (v >= crit)
+		return CHECK_CRITICAL;
+	if (v >= warn)
+		return CHECK_WARNING;
+	return CHECK_OK;
+}
+
+/* Lower is worse (free space). */
+enum check_status level_low(double v, double warn, double crit)
+{
+	if (v < crit)
+		return CHECK_CRITICAL;
+	if (v < warn)
+		return CHECK_WARNING;
+	return CHECK_OK;
+}
+
+enum check_status worse(enum check_status a, enum check_status b)
+{
+	return check_severity(a) >= check_severity(b) ? a : b;
+}
+
+void format_bytes(char *buf, size_t n, double b)
+{
+	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+	double v = fabs(b);
+
+	while (v >= 1024.0 && u < 4) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(buf, n, "%s%.*f %s", b < 0 ? "-" : "", u ? 1 : 0, v, units[u]);
+}
+
+
+/* ---- queries ---- */
+
+/*
+ * Runs SQL with text parameters. On failure sets R to FAIL with "WHAT: the
+ * server's error" and returns NULL.
+ */
+PGresult *run_query(struct probe *p, struct check_result *r, enum check_status fail, const char *what,
+			   const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = PQexecParams(p->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	char *err;
+
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	err = db_error_text(res, p->conn);
+	result_set(r, fail, "%s: %s", what, err);
+	free(err);
+	PQclear(res);
+	return NULL;
+}
+
+double get_num(const PGresult *res, int row, int col)
+{
+	if (row >= PQntuples(res) || PQgetisnull(res, row, col))
+		return 0.0;
+	return strtod(PQgetvalue(res, row, col), NULL);
+}
+
+const char *get_str(const PGresult *res, int row, int col)
+{
+	if (row >= PQntuples(res) || PQgetisnull(res, row, col))
+		return "";
+	return PQgetvalue(res, row, col);
+}
+
+/* "schema"."table", quoted for SQL. */
+char *qualified(PGconn *conn, const char *schema, const char *table)
+{
+	char *s = db_ident(conn, schema), *t = db_ident(conn, table);
+	char *q = xasprintf("%s.%s", s, t);
+
+	PQfreemem(s);
+	PQfreemem(t);
+	return q;
+}
+
