@@ -16,7 +16,8 @@
 void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->uri = xstrdup("postgresql://ai_agent@localhost:5432/langgraph_checkpoints");
+	c->uri = xstrdup(CONFIG_DEFAULT_URI);
+	c->uri_from = URI_DEFAULT;
 	c->password_file = xstrdup("");
 	c->connect_timeout = 5;
 	c->statement_timeout = 5000;
@@ -32,7 +33,7 @@ void config_defaults(struct config *c)
 	c->pool_instances = 1;
 	c->interval = 30;
 	c->startup_timeout = 300;
-	c->state_file = xstrdup("/var/lib/checkpoint-agent/state");
+	c->state_file = xstrdup(CONFIG_DEFAULT_STATE_FILE);
 	c->metrics_file = xstrdup("");
 	c->data_directory = xstrdup("");
 
@@ -278,10 +279,66 @@ static int check_consistency(const char *file, struct config *c)
 	return 0;
 }
 
+/* VALUE as a quoted conninfo value: backslash and single quote escaped. */
+static void add_conninfo(struct strbuf *sb, const char *key, const char *value)
+{
+	sb_printf(sb, "%s%s='", sb->len ? " " : "", key);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' || *p == '\'')
+			sb_add(sb, "\\");
+		sb_addn(sb, p, 1);
+	}
+	sb_add(sb, "'");
+}
+
+char *config_uri_from_environment(void)
+{
+	static const struct {
+		const char *key, *env, *fallback;
+	} params[] = {
+		{ "host", "PGHOST", "localhost" },
+		{ "port", "PGPORT", "5432" },
+		{ "user", "PGUSER", "ai_agent" },
+		{ "dbname", "PGDATABASE", "langgraph_checkpoints" },
+	};
+	struct strbuf sb;
+	bool any = false;
+
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		const char *v = getenv(params[i].env);
+
+		any = any || (v != NULL && *v != '\0');
+	}
+	if (!any)
+		return xstrdup(CONFIG_DEFAULT_URI);
+	sb_init(&sb);
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		const char *v = getenv(params[i].env);
+
+		add_conninfo(&sb, params[i].key, v != NULL && *v != '\0' ? v : params[i].fallback);
+	}
+	return sb_detach(&sb);
+}
+
+char *config_uri_origin(const struct config *c)
+{
+	switch (c->uri_from) {
+	case URI_FILE:
+		return xasprintf("database.uri in %s", c->path ? c->path : "the config file");
+	case URI_ENV:
+		return xstrdup("CHECKPOINT_DB_URI");
+	case URI_DEFAULT:
+		break;
+	}
+	return xstrdup("the built-in default (no database.uri, no CHECKPOINT_DB_URI; PGHOST, PGPORT, PGUSER "
+		       "and PGDATABASE count where set)");
+}
+
 int config_load(const char *path, bool explicit, struct config *c)
 {
 	config_t lc;
 	const char *env;
+	bool uri_in_file = false;
 	int rc;
 
 	config_defaults(c);
@@ -303,6 +360,7 @@ int config_load(const char *path, bool explicit, struct config *c)
 			return EXIT_CONFIG;
 		}
 		rc = read_groups(path, config_root_setting(&lc), c);
+		uri_in_file = config_lookup(&lc, "database.uri") != NULL;
 		config_destroy(&lc);
 		if (rc == 0)
 			rc = check_consistency(path, c);
@@ -313,6 +371,13 @@ int config_load(const char *path, bool explicit, struct config *c)
 	if (env != NULL && *env != '\0') {
 		free(c->uri);
 		c->uri = xstrdup(env);
+		c->uri_from = URI_ENV;
+	} else if (uri_in_file) {
+		c->uri_from = URI_FILE;
+	} else {
+		free(c->uri);
+		c->uri = config_uri_from_environment();
+		c->uri_from = URI_DEFAULT;
 	}
 	return rc;
 }
