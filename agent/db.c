@@ -86,18 +86,8 @@ PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		char *msg = xstrdup(PQerrorMessage(conn));
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			msg[--len] = '\0';
-		char *target = db_redacted_target(cfg->uri);
-
-		*why = xasprintf("cannot connect to %s: %s", target, msg);
-		free(target);
-		free(msg);
+		*rc = db_explain_failure(cfg, conn, why);
 		PQfinish(conn);
-		*rc = EXIT_UNREACHABLE;
 		return NULL;
 	}
 	*rc = 0;
@@ -111,9 +101,6 @@ PGconn *db_connect(const struct config *cfg, int *rc)
 
 	if (conn == NULL) {
 		log_error("%s", why);
-		if (*rc == EXIT_UNREACHABLE)
-			log_error("check that PostgreSQL runs, that the address, role and database in "
-				  "database.uri (or CHECKPOINT_DB_URI) are right, and that pg_hba.conf admits this client");
 		free(why);
 	}
 	return conn;
