@@ -36,6 +36,7 @@ struct check_sample {
 struct check_result {
 	const char *name;		/* "connect", "query", ... */
 	enum check_status status;
+	bool skipped;			/* it does not apply here: status OK, the message says why */
 	char *message;			/* one line, for a person */
 	double seconds;			/* how long the check took */
 	struct check_sample *samples;
@@ -67,7 +68,15 @@ struct check_conn {
  * CRITICAL results; nothing here exits.
  */
 void checks_run(const struct config *cfg, const struct check_conn *cc, struct check_report *rep);
+/* The same, leaving out the checks whose SKIP[check_index(name)] is true (NULL: none). */
+void checks_run_some(const struct config *cfg, const struct check_conn *cc, const bool *skip,
+		     struct check_report *rep);
 void check_report_free(struct check_report *rep);
+
+/* The checks, in the order they run ("connect" first): how many, the Ith's name (NULL past the end), NAME's index or -1. */
+size_t check_count(void);
+const char *check_name(size_t i);
+int check_index(const char *name);
 
 /*
  * Called before each check. The service uses it to tell its watchdog
@@ -78,6 +87,8 @@ typedef bool (*check_tick_fn)(void);
 void checks_set_tick(check_tick_fn fn);
 
 const char *check_status_name(enum check_status st);
+/* A result's state: its status's name, or "SKIPPED". */
+const char *result_state_name(const struct check_result *r);
 /* Severity order: CRITICAL 3, WARNING 2, UNKNOWN 1, OK 0. */
 int check_severity(enum check_status st);
 
@@ -99,6 +110,15 @@ struct size_state {
 	struct size_sample *items;
 	size_t n, cap;
 };
+
+/*
+ * Where the state file goes: CONFIGURED, its folder made (0750) when missing.
+ * When that folder cannot be written and CONFIGURED is the built-in default
+ * (CONFIG_DEFAULT_STATE_FILE), the user's own $XDG_STATE_HOME/checkpoint-agent/state
+ * (~/.local/state/checkpoint-agent/state), its folders made (0700), and
+ * *NOTE says so. Returns the path (caller frees), or NULL with *WHY set.
+ */
+char *state_path_resolve(const char *configured, char **note, char **why);
 
 /* Reads PATH into ST. A missing file is an empty state. Returns 0, or -1 with *why set (caller frees). */
 int state_read(const char *path, struct size_state *st, char **why);

@@ -55,6 +55,21 @@ void result_set(struct check_result *r, enum check_status st, const char *fmt, .
 	free(r->message);
 	r->message = msg;
 	r->status = st;
+	r->skipped = false;
+}
+
+void result_skip(struct check_result *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	result_set(r, CHECK_OK, "%s", msg ? msg : "(out of memory formatting the message)");
+	r->skipped = true;
+	free(msg);
 }
 
 struct check_sample *sample_add(struct check_result *r, const char *metric, const char *help, double v)

@@ -73,7 +73,6 @@ void check_size(struct probe *p, struct check_result *r)
 {
 	const struct config *cfg = p->cfg;
 	struct size_run sr;
-	char *why = NULL;
 
 	memset(&sr, 0, sizeof(sr));
 	sb_init(&sr.msg);
@@ -87,16 +86,17 @@ void check_size(struct probe *p, struct check_result *r)
 	}
 	if (r->status == CHECK_OK) {
 		const struct check_thresholds *t = &cfg->checks;
+		const char *state = p->state_error ? p->state_error : p->state_note;
 
 		if (cfg->state_file[0] == '\0')
-			why = xstrdup("service.state_file is not set, so there is no growth");
-		else if (state_write(cfg->state_file, &p->state, &why) != 0)
-			log_warning("%s; the growth cannot be measured", why);
+			state = "service.state_file is empty, so there is no growth";
+		/* A state file the user configured and the agent cannot keep: the growth cannot be measured. */
+		if (p->state_error != NULL && p->state_path == NULL && strcmp(cfg->state_file, CONFIG_DEFAULT_STATE_FILE) != 0)
+			sr.status = CHECK_UNKNOWN;
 		result_set(r, sr.status, "%s (growth warn %lld MiB, crit %lld MiB per run)%s%s",
 			   sr.msg.len ? sr.msg.buf : "no checkpoint table exists", t->growth_warn_mb, t->growth_crit_mb,
-			   why || p->state_error ? "; " : "", why ? why : p->state_error ? p->state_error : "");
+			   state ? "; " : "", state ? state : "");
 	}
-	free(why);
 	sb_free(&sr.msg);
 }
 

@@ -22,6 +22,11 @@ const char *check_status_name(enum check_status st)
 	return "UNKNOWN";
 }
 
+const char *result_state_name(const struct check_result *r)
+{
+	return r->skipped ? "SKIPPED" : check_status_name(r->status);
+}
+
 int check_severity(enum check_status st)
 {
 	switch (st) {
