@@ -24,13 +24,27 @@
 /* Every Prometheus metric's name starts with this. */
 #define METRIC_PREFIX "checkpoint_agent_"
 
-/* One measured value: a Prometheus sample, also listed in the JSON. */
+/* Which way a sample's thresholds point, for the perfdata of the text format. */
+enum sample_levels {
+	LEVELS_NONE,			/* no threshold of its own */
+	LEVELS_HIGH,			/* WARNING at or above warn, CRITICAL at or above crit */
+	LEVELS_LOW			/* WARNING below warn, CRITICAL below crit (free space) */
+};
+
+/*
+ * One measured value: a Prometheus sample, also listed in the JSON and, as
+ * Nagios perfdata, in the text format's first line. A metric ending in
+ * _seconds or _bytes gets the unit s or B there; one ending in _ratio runs
+ * from 0 to 1.
+ */
 struct check_sample {
 	const char *metric;		/* without METRIC_PREFIX, e.g. "connect_seconds" */
 	const char *help;
 	const char *label[2];		/* label names, NULL when unused */
 	char *value_label[2];		/* their values (owned) */
 	double value;
+	enum sample_levels levels;	/* set by sample_levels: the check's thresholds, in the sample's unit */
+	double warn, crit;
 };
 
 struct check_result {

@@ -161,8 +161,10 @@ static void disk_verdict(struct probe *p, struct check_result *r, const char *di
 		   (double)sv.f_bavail * (double)sv.f_frsize);
 	sample_add(r, "disk_size_bytes", "Size of the data directory's filesystem.",
 		   (double)sv.f_blocks * (double)sv.f_frsize);
-	sample_add(r, "disk_free_ratio", "Free space on the data directory's filesystem, 0 to 1.", free_pct / 100.0);
-	sample_add(r, "inodes_free_ratio", "Free inodes on the data directory's filesystem, 0 to 1.", ino_pct / 100.0);
+	sample_levels(sample_add(r, "disk_free_ratio", "Free space on the data directory's filesystem, 0 to 1.",
+				 free_pct / 100.0), LEVELS_LOW, t->disk_free_warn_pct / 100.0, t->disk_free_crit_pct / 100.0);
+	sample_levels(sample_add(r, "inodes_free_ratio", "Free inodes on the data directory's filesystem, 0 to 1.",
+				 ino_pct / 100.0), LEVELS_LOW, t->inodes_free_warn_pct / 100.0, t->inodes_free_crit_pct / 100.0);
 	st = worse(level_low(free_pct, t->disk_free_warn_pct, t->disk_free_crit_pct),
 		   level_low(ino_pct, t->inodes_free_warn_pct, t->inodes_free_crit_pct));
 	format_bytes(free_s, sizeof(free_s), (double)sv.f_bavail * (double)sv.f_frsize);

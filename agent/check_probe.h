@@ -42,8 +42,10 @@ void result_set(struct check_result *r, enum check_status st, const char *fmt, .
 /* Marks R as not applicable here (status OK, so it does not change the run's status), saying why. */
 void result_skip(struct check_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct check_sample *sample_add(struct check_result *r, const char *metric, const char *help, double v);
-void sample_add1(struct check_result *r, const char *metric, const char *help,
-		 const char *label, const char *value_label, double v);
+struct check_sample *sample_add1(struct check_result *r, const char *metric, const char *help,
+				 const char *label, const char *value_label, double v);
+/* The thresholds S is judged by, in S's own unit (seconds, bytes, ratio): they go into the perfdata. */
+void sample_levels(struct check_sample *s, enum sample_levels kind, double warn, double crit);
 void sample_add2(struct check_result *r, const char *metric, const char *help,
 		 const char *l0, const char *v0, const char *l1, const char *v1, double v);
 

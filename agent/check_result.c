@@ -88,13 +88,21 @@ struct check_sample *sample_add(struct check_result *r, const char *metric, cons
 	return s;
 }
 
-void sample_add1(struct check_result *r, const char *metric, const char *help,
-			const char *label, const char *value_label, double v)
+struct check_sample *sample_add1(struct check_result *r, const char *metric, const char *help,
+				 const char *label, const char *value_label, double v)
 {
 	struct check_sample *s = sample_add(r, metric, help, v);
 
 	s->label[0] = label;
 	s->value_label[0] = xstrdup(value_label);
+	return s;
+}
+
+void sample_levels(struct check_sample *s, enum sample_levels kind, double warn, double crit)
+{
+	s->levels = kind;
+	s->warn = warn;
+	s->crit = crit;
 }
 
 void sample_add2(struct check_result *r, const char *metric, const char *help,

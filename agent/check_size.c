@@ -54,8 +54,9 @@ static void size_one_table(struct probe *p, struct check_result *r, struct size_
 		long long growth = total - prev->bytes;
 		char growth_s[32];
 
-		sample_add1(r, "table_growth_bytes", "Growth of a checkpoint table (with TOAST and indexes) since the "
-			    "previous check run.", "table", name, (double)growth);
+		sample_levels(sample_add1(r, "table_growth_bytes", "Growth of a checkpoint table (with TOAST and indexes) "
+					  "since the previous check run.", "table", name, (double)growth), LEVELS_HIGH,
+			      (double)t->growth_warn_mb * MIB, (double)t->growth_crit_mb * MIB);
 		sr->status = worse(sr->status, level_high((double)growth / MIB, (double)t->growth_warn_mb,
 							  (double)t->growth_crit_mb));
 		format_bytes(growth_s, sizeof(growth_s), (double)growth);
