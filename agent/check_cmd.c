@@ -1,14 +1,17 @@
 /*
- * check_cmd.c: `checkpoint-agent check [--format text|json|prometheus]`, one
- * health probe with the Nagios plugin exit codes: 0 OK, 1 WARNING,
- * 2 CRITICAL, 3 UNKNOWN. The report goes to stdout; the checks are in
- * checks.c and the formats in report.c.
+ * check_cmd.c: `checkpoint-agent check [--format text|json|prometheus]
+ * [--only LIST] [--skip LIST] [-w N] [-c N]`, one health probe with the
+ * Nagios plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The
+ * report goes to stdout; the checks are in checks.c, the formats in
+ * report.c, --only, --skip, -w and -c in check_args.c.
  */
 #include "check.h"
+#include "check_args.h"
 #include "commands.h"
 #include "db.h"
 #include "log.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,29 +34,52 @@ static int parse_format(const char *s, enum report_format *f)
 
 static int check_usage(const char *what, const char *arg)
 {
-	log_error("check: %s '%s'; usage: checkpoint-agent check [--format text|json|prometheus]", what, arg);
+	log_error("check: %s '%s'; usage: checkpoint-agent check [--format text|json|prometheus] "
+		  "[--only LIST] [--skip LIST] [-w N -c N]", what, arg);
 	return EXIT_USAGE;
 }
 
-static int parse_check_args(int argc, char **argv, enum report_format *f)
+/* -c after the command is the Nagios critical threshold; the config file is -c before it, or --config. */
+static int parse_check_args(int argc, char **argv, enum report_format *f, struct check_args *a)
 {
-	*f = FORMAT_TEXT;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "skip", required_argument, NULL, 's' },
+		{ "warning", required_argument, NULL, 'w' },
+		{ "critical", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int c, rc = 0;
 
-		if (strcmp(a, "--format") == 0 || strcmp(a, "-f") == 0) {
-			if (i + 1 >= argc)
-				return check_usage("option needs a value:", a);
-			a = argv[++i];
-		} else if (strncmp(a, "--format=", 9) == 0) {
-			a += 9;
-		} else {
-			return check_usage("unknown argument", a);
+	*f = FORMAT_TEXT;
+	check_args_init(a);
+	optind = 1;
+	opterr = 0;
+	while (rc == 0 && (c = getopt_long(argc, argv, "+f:w:c:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (parse_format(optarg, f) != 0)
+				rc = check_usage("unknown format (text, json or prometheus)", optarg);
+			break;
+		case 'o':
+		case 's':
+			rc = check_args_select(a, optarg, c == 'o');
+			break;
+		case 'w':
+			a->warn = optarg;
+			break;
+		case 'c':
+			a->crit = optarg;
+			break;
+		default:
+			rc = check_usage(optopt ? "option needs a value:" : "unknown argument", argv[optind - 1]);
+			break;
 		}
-		if (parse_format(a, f) != 0)
-			return check_usage("unknown format (text, json or prometheus)", a);
 	}
-	return 0;
+	if (rc == 0 && optind < argc)
+		rc = check_usage("unknown argument", argv[optind]);
+	return rc;
 }
 
 static double elapsed_ms(const struct timespec *t0)
@@ -85,18 +111,24 @@ int cmd_check(const struct config *cfg, int argc, char **argv)
 {
 	struct check_conn cc = { NULL, 0.0, NULL, 0, false };
 	struct check_report rep;
+	struct check_args args;
+	struct config run_cfg;
 	enum report_format f;
 	struct timespec t0;
 	char *why = NULL;
 	int rc;
 
-	if ((rc = parse_check_args(argc, argv, &f)) != 0)
+	if ((rc = parse_check_args(argc, argv, &f, &args)) != 0)
+		return rc;
+	/* This run's thresholds: the config's, with -w and -c on top (a shallow copy; nothing is freed). */
+	run_cfg = *cfg;
+	if ((rc = check_args_thresholds(&args, &run_cfg.checks)) != 0)
 		return rc;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	cc.conn = db_connect_quiet(cfg, &cc.connect_rc, &why);
+	cc.conn = db_connect_quiet(&run_cfg, &cc.connect_rc, &why);
 	cc.connect_ms = elapsed_ms(&t0);
 	cc.connect_error = why;
-	checks_run(cfg, &cc, &rep);
+	checks_run_some(&run_cfg, &cc, args.skip, &rep);
 	print_report(&rep, f);
 	rc = (int)rep.worst;
 	check_report_free(&rep);

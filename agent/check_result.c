@@ -48,10 +48,16 @@ void result_set(struct check_result *r, enum check_status st, const char *fmt, .
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = xstrdup("(out of memory formatting the message)");
 	va_end(ap);
-	/* One line: server and libpq messages carry newlines and tabs. */
-	for (char *c = msg; *c; c++)
-		if (*c == '\n' || *c == '\t' || *c == '\r')
-			*c = ' ';
+	/* One line: server and libpq messages carry newlines and tabs; a run of them becomes one space. */
+	for (char *c = msg, *o = msg;; c++) {
+		bool ws = *c == '\n' || *c == '\t' || *c == '\r';
+
+		if (ws && (o == msg || o[-1] == ' '))
+			continue;
+		*o++ = ws ? ' ' : *c;
+		if (*c == '\0')
+			break;
+	}
 	free(r->message);
 	r->message = msg;
 	r->status = st;

@@ -260,18 +260,43 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 	return 0;
 }
 
-/* Threshold pairs must be ordered: WARNING comes before CRITICAL. */
-static int check_consistency(const char *file, struct config *c)
+bool config_thresholds_ordered(const struct check_thresholds *t)
 {
-	const struct check_thresholds *t = &c->checks;
-
-	if (t->connect_warn_ms > t->connect_crit_ms || t->query_warn_ms > t->query_crit_ms ||
+	return !(t->connect_warn_ms > t->connect_crit_ms || t->query_warn_ms > t->query_crit_ms ||
 	    t->write_warn_ms > t->write_crit_ms ||
 	    t->idle_in_xact_warn_s > t->idle_in_xact_crit_s || t->xact_age_warn_s > t->xact_age_crit_s ||
 	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
 	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||
 	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
-	    t->growth_warn_mb > t->growth_crit_mb) {
+	    t->growth_warn_mb > t->growth_crit_mb);
+}
+
+int config_set_threshold(struct check_thresholds *t, const char *name, long long v, char **why)
+{
+	const struct option *o = find_option("checks", name);
+	char *field;
+
+	*why = NULL;
+	if (o == NULL) {
+		*why = xasprintf("checks.%s is not a setting", name);
+		return -1;
+	}
+	if (v < o->min || v > o->max) {
+		*why = xasprintf("%lld is out of range for checks.%s: from %lld to %lld", v, name, o->min, o->max);
+		return -1;
+	}
+	field = (char *)t + (o->offset - offsetof(struct config, checks));
+	if (o->kind == K_INT)
+		*(int *)(void *)field = (int)v;
+	else
+		*(long long *)(void *)field = v;
+	return 0;
+}
+
+/* Threshold pairs must be ordered: WARNING comes before CRITICAL. */
+static int check_consistency(const char *file, struct config *c)
+{
+	if (!config_thresholds_ordered(&c->checks)) {
 		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
 			  "warnings must come first (for free space: warn above crit)", file);
 		return EXIT_CONFIG;

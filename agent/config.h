@@ -88,4 +88,12 @@ char *config_uri_origin(const struct config *cfg);
 void config_free(struct config *cfg);
 bool config_has_set(const struct config *cfg, const char *name);
 
+/* Each WARNING threshold comes before its CRITICAL one (for free space: above it). */
+bool config_thresholds_ordered(const struct check_thresholds *t);
+/*
+ * Sets the threshold checks.NAME (e.g. "disk_free_warn_pct") in T to V, within
+ * the range the config file allows. 0, or -1 with *WHY set (caller frees).
+ */
+int config_set_threshold(struct check_thresholds *t, const char *name, long long v, char **why);
+
 #endif

@@ -134,8 +134,8 @@ static void add_perfdata(struct strbuf *out, const struct check_sample *s)
 		sb_add(out, ";0;1");
 }
 
-/* "11 checks OK", "10 checks OK, 1 skipped (disk)". */
-static void add_ok_count(struct strbuf *out, const struct check_report *rep)
+/* "11 checks OK", "10 checks OK, 1 skipped (disk)"; after a worse check, "; " first and nothing for none. */
+static void add_ok_count(struct strbuf *out, const struct check_report *rep, bool after)
 {
 	size_t ok = 0, skipped = 0;
 
@@ -143,7 +143,9 @@ static void add_ok_count(struct strbuf *out, const struct check_report *rep)
 		ok += rep->results[i].status == CHECK_OK && !rep->results[i].skipped;
 		skipped += rep->results[i].skipped;
 	}
-	sb_printf(out, "%zu check%s OK", ok, ok == 1 ? "" : "s");
+	if (after && ok + skipped == 0)
+		return;
+	sb_printf(out, "%s%zu check%s OK", after ? "; " : "", ok, ok == 1 ? "" : "s");
 	if (skipped == 0)
 		return;
 	sb_printf(out, ", %zu skipped (", skipped);
@@ -173,9 +175,8 @@ static void add_first_line(struct strbuf *out, const struct check_report *rep, c
 			if (r->status != CHECK_OK)
 				sb_printf(out, "%s%s %s", also++ ? ", " : "; also ", check_status_name(r->status), r->name);
 		}
-		sb_add(out, "; ");
 	}
-	add_ok_count(out, rep);
+	add_ok_count(out, rep, worst != NULL && worst->status != CHECK_OK);
 	sb_add(out, " |");
 	for (size_t i = 0; i < rep->n; i++)
 		for (size_t j = 0; j < rep->results[i].nsamples; j++)
