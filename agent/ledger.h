@@ -22,6 +22,9 @@ struct ledger_entry {
 	bool present;
 	bool up;		/* its direction */
 	char *checksum;
+	char *finished_at;	/* UTC, ISO 8601: 2026-01-31T12:00:00Z */
+	char *agent_version;
+	char *host;
 };
 
 /*

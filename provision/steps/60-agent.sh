@@ -197,7 +197,7 @@ run_without_systemd() {
 	else
 		cpa_cluster_start
 		cpa_wait_ready 60 || cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL does not accept connections"
-		run_agent status >/dev/null 2>&1 || rc=$?
+		run_agent status --exit-code >/dev/null 2>&1 || rc=$?
 		case "$rc" in
 		0) cpa_unchanged "schema up to date (checkpoint-agent status)" ;;
 		1)
