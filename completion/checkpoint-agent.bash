@@ -1,0 +1,78 @@
+# bash completion for checkpoint-agent(8). Installed by `make install` as
+# $(PREFIX)/share/bash-completion/completions/checkpoint-agent, where
+# bash-completion finds it on first use. Needs nothing from bash-completion
+# itself. tests/t0003-install.sh checks that the command and check names
+# here are the agent's own.
+
+_checkpoint_agent_commands="migrate status verify rollback check run"
+_checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size wraparound"
+_checkpoint_agent_sets="langgraph langgraph-store agentos"
+
+# _checkpoint_agent_options COMMAND: the options of COMMAND.
+_checkpoint_agent_options() {
+	case "$1" in
+	migrate) echo "--set --to --dry-run" ;;
+	status) echo "--json --exit-code" ;;
+	verify) echo "" ;;
+	rollback) echo "--to --set --dry-run --purge" ;;
+	check) echo "--format --only --skip --warning --critical -w -c" ;;
+	run) echo "--cycles --interval-ms" ;;
+	"") echo "--config --verbose --help --version -c -v -h -V" ;;
+	esac
+}
+
+# _checkpoint_agent_list WORDS: complete the last item of a comma-separated list.
+_checkpoint_agent_list() {
+	local cur=$1 words=$2 head="" item
+	if [[ "$cur" == *,* ]]; then
+		head=${cur%,*},
+	fi
+	item=${cur##*,}
+	mapfile -t COMPREPLY < <(compgen -W "$words" -P "$head" -- "$item")
+	compopt -o nospace 2>/dev/null
+}
+
+_checkpoint_agent() {
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]} cmd="" i
+	COMPREPLY=()
+	# The command is the first word that is neither an option nor -c's file.
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		case "${COMP_WORDS[i]}" in
+		-c | --config) ((i++)) ;;
+		-*) ;;
+		*)
+			cmd=${COMP_WORDS[i]}
+			break
+			;;
+		esac
+	done
+	# Values of the option just typed.
+	case "$cmd:$prev" in
+	:-c | :--config)
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return
+		;;
+	check:--format | check:-f)
+		mapfile -t COMPREPLY < <(compgen -W "text json prometheus" -- "$cur")
+		return
+		;;
+	check:--only | check:--skip)
+		_checkpoint_agent_list "$cur" "$_checkpoint_agent_checks"
+		return
+		;;
+	migrate:--set | rollback:--set)
+		mapfile -t COMPREPLY < <(compgen -W "$_checkpoint_agent_sets" -- "$cur")
+		return
+		;;
+	*:--to | *:--cycles | *:--interval-ms | check:-w | check:-c | check:--warning | check:--critical)
+		return
+		;;
+	esac
+	if [ -z "$cmd" ] && [[ "$cur" != -* ]]; then
+		mapfile -t COMPREPLY < <(compgen -W "$_checkpoint_agent_commands" -- "$cur")
+	else
+		mapfile -t COMPREPLY < <(compgen -W "$(_checkpoint_agent_options "$cmd")" -- "$cur")
+	fi
+}
+
+complete -F _checkpoint_agent checkpoint-agent
