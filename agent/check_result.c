@@ -54,7 +54,10 @@ void result_set(struct check_result *r, enum check_status st, const char *fmt, .
 
 		if (ws && (o == msg || o[-1] == ' '))
 			continue;
-		*o++ = ws ? ' ' : *c;
+		if (ws)
+			*o++ = ' ';
+		else
+			*o++ = *c;
 		if (*c == '\0')
 			break;
 	}

@@ -57,12 +57,12 @@ static char *conninfo_value(const char *conninfo, const char *key)
 static char *passfile_path(const struct config *cfg)
 {
 	char *p = conninfo_value(cfg->uri, "passfile");
-	const char *home = getenv("HOME");
+	const char *home = getenv("HOME"), *env = getenv("PGPASSFILE");
 
 	if (p != NULL)
 		return p;
-	if (getenv("PGPASSFILE") != NULL && *getenv("PGPASSFILE") != '\0')
-		return xstrdup(getenv("PGPASSFILE"));
+	if (env != NULL && *env != '\0')
+		return xstrdup(env);
 	if (home == NULL || *home == '\0') {
 		struct passwd *pw = getpwuid(getuid());
 
@@ -292,11 +292,10 @@ static char *hint_for(const struct config *cfg, const struct target *t, const ch
 
 static bool is_config_error(const struct config *cfg, const char *msg)
 {
-	PQconninfoOption *opts;
-	char *err = NULL;
-
 	if (is_conninfo(cfg->uri)) {
-		opts = PQconninfoParse(cfg->uri, &err);
+		char *err = NULL;
+		PQconninfoOption *opts = PQconninfoParse(cfg->uri, &err);
+
 		PQfreemem(err);
 		if (opts == NULL)
 			return true;
@@ -315,15 +314,15 @@ static const char *or(const char *v, const char *fallback)
 
 int db_explain_failure(const struct config *cfg, PGconn *conn, char **why)
 {
-	char *msg = xstrdup(PQerrorMessage(conn)), *target, *hint, *origin;
+	char *msg = xstrdup(PQerrorMessage(conn)), *target, *hint;
 	size_t len = strlen(msg);
 	struct target t;
-	int rc = EXIT_UNREACHABLE;
 
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		msg[--len] = '\0';
 	if (is_config_error(cfg, msg)) {
-		origin = config_uri_origin(cfg);
+		char *origin = config_uri_origin(cfg);
+
 		*why = xasprintf("the connection string from %s is not one libpq accepts: %s\nhint: correct it; "
 				 "the parameters are those of libpq (a URI postgresql://ROLE@HOST:PORT/DATABASE?KEY=VALUE, "
 				 "or KEY=VALUE pairs)", origin, msg);
@@ -341,5 +340,5 @@ int db_explain_failure(const struct config *cfg, PGconn *conn, char **why)
 	free(hint);
 	free(target);
 	free(msg);
-	return rc;
+	return EXIT_UNREACHABLE;
 }

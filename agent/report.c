@@ -163,10 +163,11 @@ static void add_ok_count(struct strbuf *out, const struct check_report *rep, boo
 static void add_first_line(struct strbuf *out, const struct check_report *rep, const size_t *order)
 {
 	const struct check_result *worst = rep->n ? &rep->results[order[0]] : NULL;
-	size_t also = 0;
 
 	sb_printf(out, "%s - ", check_status_name(rep->worst));
 	if (worst != NULL && worst->status != CHECK_OK) {
+		size_t also = 0;
+
 		sb_printf(out, "%s: ", worst->name);
 		add_plugin_text(out, worst->message);
 		for (size_t k = 1; k < rep->n; k++) {
