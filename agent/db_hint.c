@@ -90,12 +90,13 @@ static char *passfile_problem(const char *path)
 /* "the password in X": where the password that libpq sent came from (caller frees). */
 static char *password_source(const struct config *cfg)
 {
-	char *in_uri = conninfo_value(cfg->uri, "password"), *origin, *s, *pf;
+	char *in_uri = conninfo_value(cfg->uri, "password"), *s, *pf;
 
 	if (in_uri != NULL) {
+		char *origin = config_uri_origin(cfg);
+
 		explicit_bzero(in_uri, strlen(in_uri));
 		free(in_uri);
-		origin = config_uri_origin(cfg);
 		s = xasprintf("the password in the connection string (%s)", origin);
 		free(origin);
 		return s;
