@@ -56,7 +56,7 @@ static int parse_check_args(int argc, char **argv, enum report_format *f, struct
 	check_args_init(a);
 	optind = 1;
 	opterr = 0;
-	while (rc == 0 && (c = getopt_long(argc, argv, "+f:w:c:", longopts, NULL)) != -1) {
+	while (rc == 0 && (c = getopt_long(argc, argv, "+:f:w:c:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			if (parse_format(optarg, f) != 0)
@@ -72,8 +72,11 @@ static int parse_check_args(int argc, char **argv, enum report_format *f, struct
 		case 'c':
 			a->crit = optarg;
 			break;
+		case ':':
+			rc = check_usage("option needs a value:", argv[optind - 1]);
+			break;
 		default:
-			rc = check_usage(optopt ? "option needs a value:" : "unknown argument", argv[optind - 1]);
+			rc = check_usage("unknown argument", argv[optind - 1]);
 			break;
 		}
 	}

@@ -80,7 +80,7 @@ test_05_valgrind_check() {
 test_06_asan_reports_options_hints_and_state_fallback() {
 	local port home args
 	home=$(tl_tmpdir)
-	for args in "check" "check --format prometheus" "check --only disk,size -w 30 -c 10" "check --skip connect,schema" \
+	for args in "check" "check --format prometheus" "check --only disk -w 30 -c 10" "check --only disk,size" "check --skip connect,schema" \
 		"status" "status --json --exit-code"; do
 		# shellcheck disable=SC2086 # one option a word
 		HOME=$home run_asan -c "$conf" $args
