@@ -31,7 +31,7 @@ LDLIBS      := $(PKG_LIBS) -lpthread -lm
 SRCS        := $(wildcard agent/*.c)
 SRCS        := $(filter-out agent/sql_embed.c,$(SRCS)) agent/sql_embed.c
 LIB_SRCS    := $(filter-out agent/main.c,$(SRCS))
-SQL_FILES   := $(sort $(wildcard sql/*/*.sql))
+SQL_FILES   := $(sort $(wildcard sql/*/*.sql)) sql/superseded.sha256
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 
 .PHONY: all test deps sanitize valgrind lint install uninstall clean

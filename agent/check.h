@@ -111,7 +111,8 @@ void state_free(struct size_state *st);
 
 /*
  * Writes DATA to PATH atomically: a temporary file in the same folder,
- * fsync, chmod MODE, rename. Returns 0, or -1 with *why set (caller frees).
+ * fsync, chmod MODE, rename, fsync of the folder. Returns 0, or -1 with *why
+ * set (caller frees).
  */
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, char **why);
 

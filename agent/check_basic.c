@@ -68,7 +68,8 @@ static char *probe_value(PGconn *conn, const char *type, char cat, const char *t
 
 	switch (cat) {
 	case 'S':
-		lit = db_literal(conn, probe_id);
+		if ((lit = db_literal(conn, probe_id)) == NULL)
+			return NULL;
 		v = xasprintf("%s::%s", lit, type);
 		PQfreemem(lit);
 		return v;
@@ -114,11 +115,12 @@ static char *probe_insert_sql(struct probe *p, struct check_result *r, const cha
 		char *v = probe_value(p->conn, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2)[0],
 				      PQgetvalue(res, i, 3), probe_id);
 
-		if (v == NULL) {
+		if (v == NULL || col == NULL) {
 			result_set(r, CHECK_UNKNOWN, "cannot build a probe row for %s: column %s has type %s; "
 				   "the probe knows text, numeric, boolean, time, JSON, bytea, uuid, array and enum columns",
-				   rel, col, PQgetvalue(res, i, 1));
+				   rel, col ? col : PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
 			PQfreemem(col);
+			free(v);
 			goto out;
 		}
 		sb_printf(&cols, "%s%s", i ? ", " : "", col);
@@ -141,10 +143,12 @@ static int probe_table(struct probe *p, struct check_result *r, const char *sche
 		       const char *probe_id)
 {
 	char *rel = qualified(p->conn, schema, table);
-	char *sql = probe_insert_sql(p, r, rel, probe_id);
+	char *sql = rel ? probe_insert_sql(p, r, rel, probe_id) : NULL;
 	PGresult *res;
 	int rc = -1;
 
+	if (rel == NULL)
+		result_set(r, CHECK_UNKNOWN, "the name of %s.%s cannot be quoted", schema, table);
 	if (sql != NULL) {
 		char *what = xasprintf("as %s, a probe INSERT into %s.%s fails", PQuser(p->conn), schema, table);
 
@@ -209,12 +213,14 @@ static const char heartbeat_sql[] =
 static int heartbeat(struct probe *p, struct check_result *r, const char *host, long long *beats)
 {
 	char *rel = qualified(p->conn, p->cfg->agent_schema, "heartbeat");
-	char *sql = xasprintf(heartbeat_sql, rel);
+	char *sql = xasprintf(heartbeat_sql, rel ? rel : "checkpoint_agent.heartbeat");
 	char *what = xasprintf("as %s, the heartbeat in %s.heartbeat does not commit (run `checkpoint-agent migrate` "
 			       "if the table is missing)", PQuser(p->conn), p->cfg->agent_schema);
 	const char *params[1] = { host };
-	PGresult *res = run_query(p, r, CHECK_CRITICAL, what, sql, 1, params);
+	PGresult *res = rel ? run_query(p, r, CHECK_CRITICAL, what, sql, 1, params) : NULL;
 
+	if (rel == NULL)
+		result_set(r, CHECK_UNKNOWN, "the agent's schema name %s cannot be quoted", p->cfg->agent_schema);
 	free(what);
 	free(sql);
 	free(rel);

@@ -61,7 +61,7 @@ PGresult *run_query(struct probe *p, struct check_result *r, enum check_status f
 /* A cell as a number (0 when NULL or absent) or a string ("" then). */
 double get_num(const PGresult *res, int row, int col);
 const char *get_str(const PGresult *res, int row, int col);
-/* "schema"."table", quoted for SQL (caller frees). */
+/* "schema"."table", quoted for SQL (caller frees); NULL when a name cannot be quoted (logged). */
 char *qualified(PGconn *conn, const char *schema, const char *table);
 
 /* ---- the checks, by file ---- */

@@ -187,7 +187,7 @@ const char *get_str(const PGresult *res, int row, int col)
 char *qualified(PGconn *conn, const char *schema, const char *table)
 {
 	char *s = db_ident(conn, schema), *t = db_ident(conn, table);
-	char *q = xasprintf("%s.%s", s, t);
+	char *q = s && t ? xasprintf("%s.%s", s, t) : NULL;
 
 	PQfreemem(s);
 	PQfreemem(t);

@@ -7,7 +7,6 @@
 #include "log.h"
 #include "util.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,44 +24,35 @@ char *ledger_now(PGconn *conn)
 	return s;
 }
 
-static void host_name(char *buf, size_t len)
+int ledger_row_prepare(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at,
+		       struct ledger_row *row)
 {
-	if (gethostname(buf, len) == -1)
-		snprintf(buf, len, "unknown");
-	buf[len - 1] = '\0';
+	char *schema = db_ident(conn, cfg->agent_schema);
+
+	memset(row, 0, sizeof(*row));
+	if (schema == NULL)
+		return -1;
+	if (gethostname(row->host, sizeof(row->host)) == -1)
+		snprintf(row->host, sizeof(row->host), "unknown");
+	row->host[sizeof(row->host) - 1] = '\0';
+	snprintf(row->version, sizeof(row->version), "%d", f->version);
+	row->sql = xasprintf("INSERT INTO %s.ledger (set_name, version, direction, checksum, started_at, "
+			     "agent_version, host) VALUES ($1, $2, $3, $4, $5, $6, $7)", schema);
+	PQfreemem(schema);
+	row->params[0] = f->set;
+	row->params[1] = row->version;
+	row->params[2] = f->direction;
+	row->params[3] = f->sha256;
+	row->params[4] = started_at;
+	row->params[5] = AGENT_VERSION;
+	row->params[6] = row->host;
+	return 0;
 }
 
-int ledger_record(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at)
+void ledger_row_free(struct ledger_row *row)
 {
-	char host[HOST_NAME_MAX + 1], version[16];
-	char *schema = db_ident(conn, cfg->agent_schema);
-	char *sql = xasprintf("INSERT INTO %s.ledger (set_name, version, direction, checksum, started_at, "
-			      "agent_version, host) VALUES ($1, $2, $3, $4, $5, $6, $7)", schema);
-	const char *params[7];
-	PGresult *res;
-	int rc = 0;
-
-	host_name(host, sizeof(host));
-	snprintf(version, sizeof(version), "%d", f->version);
-	params[0] = f->set;
-	params[1] = version;
-	params[2] = f->direction;
-	params[3] = f->sha256;
-	params[4] = started_at;
-	params[5] = AGENT_VERSION;
-	params[6] = host;
-	res = PQexecParams(conn, sql, 7, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		char *e = db_error_text(res, conn);
-
-		log_error("recording %s v%d in the ledger failed: %s", f->set, f->version, e);
-		free(e);
-		rc = -1;
-	}
-	PQclear(res);
-	free(sql);
-	PQfreemem(schema);
-	return rc;
+	free(row->sql);
+	row->sql = NULL;
 }
 
 int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set_def *set, int latest,
@@ -82,7 +72,8 @@ int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set
 		return 0;
 	}
 	PQclear(res);
-	schema = db_ident(conn, cfg->agent_schema);
+	if ((schema = db_ident(conn, cfg->agent_schema)) == NULL)
+		return -1;
 	sql = xasprintf("SELECT DISTINCT ON (version) version, direction, checksum FROM %s.ledger "
 			"WHERE set_name = $1 ORDER BY version, id DESC", schema);
 	PQfreemem(schema);

@@ -141,6 +141,24 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+/* fsync of the folder holding PATH, so that the rename itself survives a crash. */
+static int sync_folder(const char *path, char **why)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash == NULL ? xstrdup(".") : slash == path ? xstrdup("/") :
+		    xasprintf("%.*s", (int)(slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd == -1 || fsync(fd) == -1) {
+		*why = xasprintf("cannot sync the folder %s after replacing %s: %s", dir, path, strerror(errno));
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, char **why)
 {
 	const char *slash = strrchr(path, '/');
@@ -176,5 +194,5 @@ int write_file_atomic(const char *path, const char *data, size_t len, mode_t mod
 		return -1;
 	}
 	free(tmp);
-	return 0;
+	return sync_folder(path, why);
 }
