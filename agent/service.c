@@ -353,10 +353,24 @@ static bool wait_interrupted(void)
 	return atomic_load(&term_pending) || (atomic_load(&hup_pending) && atomic_load(&ready_sent));
 }
 
-/* Sleeps MS, or less when a stop or reload is asked. */
-static void wait_ms(long long ms)
+/*
+ * The connection WATCH (NULL: none) was closed by the server, or sent
+ * something unasked: a restart or a terminated backend, to be noticed now
+ * rather than at the next cycle.
+ */
+static bool connection_closed(PGconn *watch)
 {
-	struct pollfd pfd = { wake_fd, POLLIN, 0 };
+	if (PQconsumeInput(watch) == 0 || db_lost(watch))
+		return true;
+	for (PGnotify *n; (n = PQnotifies(watch)) != NULL;)
+		PQfreemem(n);
+	return false;
+}
+
+/* Sleeps MS, or less when a stop or reload is asked or the connection WATCH closes. */
+static void wait_ms(long long ms, PGconn *watch)
+{
+	struct pollfd pfd[2] = { { wake_fd, POLLIN, 0 }, { watch ? PQsocket(watch) : -1, POLLIN, 0 } };
 	long long end = now_ms() + ms;
 	uint64_t v;
 
@@ -366,12 +380,17 @@ static void wait_ms(long long ms)
 
 		if (left <= 0)
 			break;
-		if (poll(&pfd, 1, left > 60000 ? 60000 : (int)left) == -1 && errno != EINTR) {
+		pfd[1].revents = 0;
+		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, left > 60000 ? 60000 : (int)left) == -1 && errno != EINTR) {
 			log_warning("poll failed: %s", strerror(errno));
 			sleep_ms(left > 1000 ? 1000 : left);
 		}
 		if (read(wake_fd, &v, sizeof(v)) == -1 && errno != EAGAIN)
 			log_warning("cannot read the eventfd: %s", strerror(errno));
+		if (pfd[1].revents != 0 && connection_closed(watch)) {
+			log_debug("the database closed the connection: checking at once");
+			break;
+		}
 	}
 }
 
@@ -544,7 +563,7 @@ static int wait_for_database(struct service *s, long long limit)
 		status_line(s, "waiting for the database (attempt %u, next in %.1f s, gives up in %lld s): %s",
 			    s->attempts, (double)delay / 1000.0, left / 1000, s->connect_error);
 		extend_timeout(s, delay + 2000LL * s->cfg->connect_timeout + 5000LL);
-		wait_ms(delay);
+		wait_ms(delay, NULL);
 	}
 }
 
@@ -621,7 +640,7 @@ static int first_checks(struct service *s, long long limit)
 		status_line(s, "not ready, checking again in %.1f s: %s", (double)delay / 1000.0, summary);
 		extend_timeout(s, delay + step_bound_ms(s->cfg));
 		free(summary);
-		wait_ms(delay);
+		wait_ms(delay, NULL);
 	}
 	return 0;
 }
@@ -698,7 +717,7 @@ static int main_loop(struct service *s)
 		long long started;
 
 		if (delay > 0)
-			wait_ms(delay);
+			wait_ms(delay, s->degraded ? NULL : s->conn);
 		else
 			promise(step_bound_ms(s->cfg));
 		if (atomic_load(&term_pending))
