@@ -102,35 +102,74 @@ static void size_growth(struct probe *p, struct check_result *r, struct size_run
 	free(next_key);
 }
 
-static void size_one_table(struct probe *p, struct check_result *r, struct size_run *sr, const char *schema,
-			   const char *table)
+/* One table's sizes (a row of sizes_sql): samples, growth, and its part of the message. */
+static void size_one_table(struct probe *p, struct check_result *r, struct size_run *sr, const char *name,
+			   long long bytes, long long total)
 {
-	char *rel = qualified(p->conn, schema, table), *name;
-	const char *params[1] = { rel };
-	PGresult *res = rel == NULL ? NULL : run_query(p, r, CHECK_UNKNOWN, "cannot read a table's size",
-				  "SELECT pg_table_size(c.oid), pg_total_relation_size(c.oid) FROM pg_class c "
-				  "WHERE c.oid = to_regclass($1)", 1, params);
-	long long bytes, total;
-
-	if (rel == NULL)
-		result_set(r, CHECK_UNKNOWN, "the name of %s.%s cannot be quoted", schema, table);
-	free(rel);
-	if (res == NULL)
-		return;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return;		/* missing: the schema check says so */
-	}
-	bytes = (long long)get_num(res, 0, 0);
-	total = (long long)get_num(res, 0, 1);
-	PQclear(res);
-	name = xasprintf("%s.%s", schema, table);
 	sample_add1(r, "table_size_bytes", "Size of a checkpoint table including TOAST, without indexes.",
 		    "table", name, (double)bytes);
 	sample_add1(r, "table_total_size_bytes", "Size of a checkpoint table with TOAST and indexes.",
 		    "table", name, (double)total);
 	size_growth(p, r, sr, name, total);
-	free(name);
+}
+
+/* The sizes of every table named in $1 (quoted "schema"."table"), in one round trip; missing ones have no row. */
+static const char sizes_sql[] =
+	"SELECT u.n, pg_table_size(c.oid), pg_total_relation_size(c.oid) "
+	"FROM unnest($1::text[]) WITH ORDINALITY AS u(rel, n) JOIN pg_class c ON c.oid = to_regclass(u.rel) "
+	"ORDER BY u.n";
+
+/* The configured sets' tables: their quoted names in RELS, "schema.table" in NAMES. */
+static int list_tables(struct probe *p, struct check_result *r, struct strlist *rels, struct strlist *names)
+{
+	const struct config *cfg = p->cfg;
+
+	for (size_t i = 0; i < cfg->nsets; i++) {
+		const struct set_def *set = set_find(cfg->sets[i]);
+
+		for (const char *const *t = set ? set->tables : NULL; t && *t; t++) {
+			const char *schema = set_schema_name(set, cfg);
+			char *rel = qualified(p->conn, schema, *t);
+
+			if (rel == NULL) {
+				result_set(r, CHECK_UNKNOWN, "the name of %s.%s cannot be quoted", schema, *t);
+				return -1;
+			}
+			sl_add(rels, rel);
+			sl_addf(names, "%s.%s", schema, *t);
+			free(rel);
+		}
+	}
+	return 0;
+}
+
+static void measure_tables(struct probe *p, struct check_result *r, struct size_run *sr)
+{
+	struct strlist rels, names;
+	struct strbuf arr;
+	PGresult *res = NULL;
+
+	sl_init(&rels);
+	sl_init(&names);
+	sb_init(&arr);
+	if (list_tables(p, r, &rels, &names) == 0) {
+		const char *params[1];
+
+		sb_add_pg_array(&arr, &rels);
+		params[0] = arr.buf;
+		res = run_query(p, r, CHECK_UNKNOWN, "cannot read the tables' sizes", sizes_sql, 1, params);
+	}
+	for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+		long n = strtol(get_str(res, i, 0), NULL, 10);
+
+		if (n >= 1 && (size_t)n <= names.n)	/* missing tables: the schema check says so */
+			size_one_table(p, r, sr, names.items[n - 1], (long long)get_num(res, i, 1),
+				       (long long)get_num(res, i, 2));
+	}
+	PQclear(res);
+	sb_free(&arr);
+	sl_free(&rels);
+	sl_free(&names);
 }
 
 void check_size(struct probe *p, struct check_result *r)
@@ -143,18 +182,13 @@ void check_size(struct probe *p, struct check_result *r)
 	sb_init(&sr.msg);
 	sr.status = CHECK_OK;
 	sr.now = (long long)time(NULL);
-	for (size_t i = 0; i < cfg->nsets && r->status == CHECK_OK; i++) {
-		const struct set_def *set = set_find(cfg->sets[i]);
-
-		for (const char *const *t = set ? set->tables : NULL; t && *t && r->status == CHECK_OK; t++)
-			size_one_table(p, r, &sr, set_schema_name(set, cfg), *t);
-	}
+	measure_tables(p, r, &sr);
 	if (r->status == CHECK_OK) {
 		const struct check_thresholds *t = &cfg->checks;
 
 		if (cfg->state_file[0] == '\0')
 			why = xstrdup("service.state_file is not set, so there is no growth");
-		else if (state_write(cfg->state_file, &p->state, &why) != 0)
+		else if (p->state.dirty && state_write(cfg->state_file, &p->state, &why) != 0)
 			log_warning("%s; the growth cannot be measured", why);
 		result_set(r, sr.status, "%s (growth warn %lld MiB/h, crit %lld MiB/h)%s%s",
 			   sr.msg.len ? sr.msg.buf : "no checkpoint table exists", t->growth_warn_mb, t->growth_crit_mb,
@@ -163,4 +197,3 @@ void check_size(struct probe *p, struct check_result *r)
 	free(why);
 	sb_free(&sr.msg);
 }
-

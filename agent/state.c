@@ -39,6 +39,9 @@ void state_put(struct size_state *st, const char *key, long long bytes, long lon
 {
 	struct size_sample *s = (struct size_sample *)state_find(st, key);
 
+	if (s != NULL && s->bytes == bytes && s->at == at)
+		return;
+	st->dirty = true;
 	if (s == NULL) {
 		if (st->n == st->cap) {
 			st->cap = st->cap ? st->cap * 2 : 8;
@@ -97,6 +100,7 @@ int state_read(const char *path, struct size_state *st, char **why)
 	}
 	if (ferror(f))
 		*why = xasprintf("cannot read the state file %s: %s", path, strerror(errno));
+	st->dirty = false;
 	free(line);
 	fclose(f);
 	return *why ? -1 : 0;
