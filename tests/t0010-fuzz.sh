@@ -1,13 +1,13 @@
 #!/bin/bash
 # t0010: the libFuzzer harnesses (tests/fuzz: the config loader, the SQL
 # lexer and directives, the state file reader) build with clang and run for
-# a short fixed time each (T0010_SECONDS, default 10) from the corpora in the
+# a short fixed time each (T0010_SECONDS, default 8) from the corpora in the
 # tree, with AddressSanitizer and UndefinedBehaviorSanitizer: no crash, no
 # leak of ours, no failed invariant. `make fuzz` runs them longer.
 # shellcheck source=lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 
-SECONDS_EACH=${T0010_SECONDS:-10}
+SECONDS_EACH=${T0010_SECONDS:-8}
 
 suite_setup() {
 	command -v clang >/dev/null || { tl_log "clang is missing; tests/install-deps.sh installs it"; return 1; }

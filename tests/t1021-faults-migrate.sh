@@ -140,7 +140,7 @@ test_03_sigkill_while_an_index_build_waits_on_an_old_transaction() {
 			AND state = 'active')"
 		backend=$(tl_sql "SELECT pid FROM pg_stat_activity WHERE query ILIKE '%CREATE INDEX CONCURRENTLY%'
 			AND state = 'active' AND pid <> pg_backend_pid() LIMIT 1")
-		sleep_ms $(( RANDOM % 1500 ))
+		sleep_ms $(( RANDOM % 500 ))
 		kill -9 "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		tl_session_sql "ROLLBACK;"
