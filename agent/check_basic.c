@@ -282,8 +282,7 @@ void check_writable(struct probe *p, struct check_result *r)
 	long long beats = 0;
 	int ntables = 0, rc;
 	double t0, ms;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot ask whether the server is in recovery",
-				  "SELECT pg_is_in_recovery()", 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_RECOVERY, CHECK_UNKNOWN, "cannot ask whether the server is in recovery");
 
 	if (res == NULL)
 		return;

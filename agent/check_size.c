@@ -77,10 +77,11 @@ static void size_growth(struct probe *p, struct check_result *r, struct size_run
 	char *next_key = xasprintf("size-next %s %s", p->db_key, name);
 	struct growth_sample base = sample_of(&p->state, base_key), next = sample_of(&p->state, next_key);
 	const struct growth_sample *ref = growth_reference(&base, &next, sr->now);
-	char total_s[32], rate_s[32];
+	char total_s[32];
 
 	format_bytes(total_s, sizeof(total_s), (double)total);
 	if (ref != NULL) {
+		char rate_s[32];
 		long long span = sr->now - ref->at;
 		double per_hour = (double)(total - ref->bytes) * 3600.0 / (double)span;
 

@@ -81,11 +81,11 @@ struct conn_params {
 static int conn_params_build(const struct config *cfg, const PQconninfoOption *user, const char *pw,
 			     struct conn_params *cp)
 {
-	const char *theirs = conninfo_value(user, "options");
+	const char *theirs = conninfo_value(user, "options"), *env = getenv("PGOPTIONS");
 	int k = 0;
 
-	if (theirs == NULL && getenv("PGOPTIONS") != NULL && *getenv("PGOPTIONS") != '\0')
-		theirs = getenv("PGOPTIONS");
+	if (theirs == NULL && env != NULL && *env != '\0')
+		theirs = env;
 	snprintf(cp->timeout, sizeof(cp->timeout), "%d", cfg->connect_timeout);
 	cp->options = xasprintf("-c statement_timeout=%d%s%s", cfg->statement_timeout, theirs ? " " : "",
 				theirs ? theirs : "");

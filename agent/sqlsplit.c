@@ -388,10 +388,11 @@ char *sql_concurrent_index_name(const char *stmt)
 {
 	struct sql_tokens t = { NULL, 0, 0 };
 	char *name = NULL;
-	size_t i = 1;
 
 	sql_tokenize(stmt, &t, 16);
 	if (is_word(&t, 0, "create")) {
+		size_t i = 1;
+
 		if (is_word(&t, i, "unique"))
 			i++;
 		if (is_word(&t, i, "index") && is_word(&t, i + 1, "concurrently")) {
@@ -415,7 +416,7 @@ char *sql_without_concurrently(const char *stmt)
 	sql_tokenize(stmt, &t, 16);
 	at = concurrently_at(&t);
 	sb_init(&sb);
-	if (at < 0) {
+	if (at < 0 || t.items == NULL) {
 		sb_add(&sb, stmt);
 	} else {
 		const struct sql_token *k = &t.items[at];

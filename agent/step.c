@@ -438,8 +438,7 @@ static char *bookkeep_version(struct step_ctx *ctx, PGconn *conn, const struct s
 			      const struct sql_file *f)
 {
 	const char *schema = set_schema_name(set, ctx->cfg);
-	char v[16], *qs, *qt, *sql, *why;
-	const char *params[1] = { v };
+	char v[16], *qs, *qt, *why;
 	int exists = table_exists(conn, schema, set->version_table);
 
 	if (exists < 0)
@@ -452,6 +451,9 @@ static char *bookkeep_version(struct step_ctx *ctx, PGconn *conn, const struct s
 	if (qs == NULL || qt == NULL)
 		why = xstrdup("the version table's name cannot be quoted");
 	else {
+		const char *params[1] = { v };
+		char *sql;
+
 		if (strcmp(f->direction, "up") == 0)
 			sql = xasprintf("INSERT INTO %s.%s (v) VALUES ($1) ON CONFLICT (v) DO NOTHING", qs, qt);
 		else
