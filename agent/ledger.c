@@ -24,35 +24,35 @@ char *ledger_now(PGconn *conn)
 	return s;
 }
 
-int ledger_row_prepare(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at,
-		       struct ledger_row *row)
+char *ledger_insert_sql(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at)
 {
-	char *schema = db_ident(conn, cfg->agent_schema);
+	char host[256], version[16], *schema = db_ident(conn, cfg->agent_schema), *lit[7], *sql = NULL;
+	const char *values[7];
+	bool ok = schema != NULL;
 
-	memset(row, 0, sizeof(*row));
-	if (schema == NULL)
-		return -1;
-	if (gethostname(row->host, sizeof(row->host)) == -1)
-		snprintf(row->host, sizeof(row->host), "unknown");
-	row->host[sizeof(row->host) - 1] = '\0';
-	snprintf(row->version, sizeof(row->version), "%d", f->version);
-	row->sql = xasprintf("INSERT INTO %s.ledger (set_name, version, direction, checksum, started_at, "
-			     "agent_version, host) VALUES ($1, $2, $3, $4, $5, $6, $7)", schema);
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(version, sizeof(version), "%d", f->version);
+	values[0] = f->set;
+	values[1] = version;
+	values[2] = f->direction;
+	values[3] = f->sha256;
+	values[4] = started_at;
+	values[5] = AGENT_VERSION;
+	values[6] = host;
+	for (int i = 0; i < 7; i++) {
+		lit[i] = db_literal(conn, values[i]);
+		ok = ok && lit[i] != NULL;
+	}
+	if (ok)
+		sql = xasprintf("INSERT INTO %s.ledger (set_name, version, direction, checksum, started_at, agent_version, "
+				"host) VALUES (%s, %s, %s, %s, %s, %s, %s)", schema, lit[0], lit[1], lit[2], lit[3], lit[4],
+				lit[5], lit[6]);
+	for (int i = 0; i < 7; i++)
+		PQfreemem(lit[i]);
 	PQfreemem(schema);
-	row->params[0] = f->set;
-	row->params[1] = row->version;
-	row->params[2] = f->direction;
-	row->params[3] = f->sha256;
-	row->params[4] = started_at;
-	row->params[5] = AGENT_VERSION;
-	row->params[6] = row->host;
-	return 0;
-}
-
-void ledger_row_free(struct ledger_row *row)
-{
-	free(row->sql);
-	row->sql = NULL;
+	return sql;
 }
 
 int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set_def *set, int latest,

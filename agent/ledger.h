@@ -14,18 +14,12 @@
 /* The database's clock_timestamp() now, as text, for a step's start (caller frees). */
 char *ledger_now(PGconn *conn);
 
-/* The INSERT of one ledger row and its parameters, for the caller to run in its transaction. */
-struct ledger_row {
-	char *sql;
-	const char *params[7];
-	char host[256];
-	char version[16];
-};
-
-/* Fills ROW for F. Returns 0, or -1 when the schema name cannot be quoted (logged). */
-int ledger_row_prepare(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at,
-		       struct ledger_row *row);
-void ledger_row_free(struct ledger_row *row);
+/*
+ * The INSERT of F's ledger row, its values quoted (PQescapeLiteral), so that
+ * it can share one message with the version row and the COMMIT (caller
+ * frees). NULL when a value cannot be quoted (logged).
+ */
+char *ledger_insert_sql(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at);
 
 /* The last entry of each version of SET. */
 struct ledger_entry {

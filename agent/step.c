@@ -479,22 +479,57 @@ static char *set_search_path(struct step_ctx *ctx, PGconn *conn, const char *sch
 	return why;
 }
 
-/* The ledger row of F, in the caller's transaction; it waits for its lock like any statement. */
-static char *record_ledger(struct step_ctx *ctx, PGconn *conn, const struct sql_file *f, const char *started)
+/*
+ * The end of a step, in one message: going up, the version row; then the
+ * ledger row; then COMMIT. Each waits for its lock like any statement, so a
+ * lock timeout there is retried as one on the step's own statements.
+ */
+static char *finish_step(struct step_ctx *ctx, PGconn *conn, const struct set_def *set, const struct sql_file *f,
+			 const char *started)
 {
-	struct ledger_row row;
-	char *why;
+	char *ledger = ledger_insert_sql(conn, ctx->cfg, f, started), *qs = NULL, *qt = NULL, *sql, *why;
 
-	if (ledger_row_prepare(conn, ctx->cfg, f, started, &row) != 0)
-		return xstrdup("the ledger's schema name cannot be quoted");
-	why = step_exec(ctx, conn, row.sql, 7, row.params, NULL, NULL);
-	ledger_row_free(&row);
+	if (ledger == NULL)
+		return xstrdup("the ledger row cannot be quoted");
+	if (strcmp(f->direction, "up") == 0) {
+		qs = db_ident(conn, set_schema_name(set, ctx->cfg));
+		qt = db_ident(conn, set->version_table);
+		if (qs == NULL || qt == NULL) {
+			PQfreemem(qs);
+			PQfreemem(qt);
+			free(ledger);
+			return xstrdup("the version table's name cannot be quoted");
+		}
+		sql = xasprintf("INSERT INTO %s.%s (v) VALUES (%d) ON CONFLICT (v) DO NOTHING; %s; COMMIT", qs, qt,
+				f->version, ledger);
+	} else {
+		sql = xasprintf("%s; COMMIT", ledger);
+	}
+	why = run(ctx, conn, sql);
 	if (why != NULL) {
-		char *w = xasprintf("the ledger row could not be written: %s", why);
+		char *w = xasprintf("recording %s v%d %s failed: %s", f->set, f->version, f->direction, why);
 
 		free(why);
 		why = w;
 	}
+	PQfreemem(qs);
+	PQfreemem(qt);
+	free(ledger);
+	free(sql);
+	return why;
+}
+
+/* BEGIN with the step's lock timeout and search path, in one message. */
+static char *begin_step(struct step_ctx *ctx, PGconn *conn, const char *schema, const char *lock_timeout)
+{
+	char *q = db_ident(conn, schema), *sql, *why;
+
+	if (q == NULL)
+		return xstrdup("the schema name cannot be quoted");
+	sql = xasprintf("BEGIN; SET LOCAL lock_timeout = '%s'; SET LOCAL search_path TO %s", lock_timeout, q);
+	why = run(ctx, conn, sql);
+	PQfreemem(q);
+	free(sql);
 	return why;
 }
 
@@ -533,22 +568,16 @@ static char *attempt_in_transaction(struct step_ctx *ctx, PGconn *conn, const st
 {
 	const char *schema = set_schema_name(set, ctx->cfg);
 	char *label = xasprintf("%s v%d %s (%s)", f->set, f->version, f->direction, f->name);
-	char *why = run(ctx, conn, "BEGIN; SET LOCAL lock_timeout = '" STEP_LOCK_TIMEOUT "'");
+	char *why = begin_step(ctx, conn, schema, STEP_LOCK_TIMEOUT);
 
-	if (why == NULL)
-		why = set_search_path(ctx, conn, schema, true);
 	/* Going down, the row goes first: dropping v0's version table then finds it empty. */
 	if (why == NULL && down != NULL)
 		why = bookkeep_version(ctx, conn, set, f);
 	for (size_t i = 0; i < stmts->n && why == NULL; i++)
 		why = down ? run_down_statement(ctx, conn, schema, set->version_table, stmts->items[i], down, label)
 			   : step_exec(ctx, conn, stmts->items[i], 0, NULL, label, NULL);
-	if (why == NULL && down == NULL)
-		why = bookkeep_version(ctx, conn, set, f);
 	if (why == NULL)
-		why = record_ledger(ctx, conn, f, started);
-	if (why == NULL)
-		why = run(ctx, conn, "COMMIT");
+		why = finish_step(ctx, conn, set, f, started);
 	if (why != NULL)
 		rollback_quietly(conn);
 	free(label);
@@ -676,15 +705,11 @@ int step_run_alone(struct step_ctx *ctx, PGconn *conn, const struct set_def *set
 		free(idx);
 	}
 	if (why == NULL && rc == 0) {
-		why = run(ctx, conn, "BEGIN");
-		if (why == NULL)
-			why = set_search_path(ctx, conn, schema, true);
-		if (why == NULL)
+		why = begin_step(ctx, conn, schema, STEP_LOCK_TIMEOUT);
+		if (why == NULL && down != NULL)
 			why = bookkeep_version(ctx, conn, set, f);
 		if (why == NULL)
-			why = record_ledger(ctx, conn, f, started);
-		if (why == NULL)
-			why = run(ctx, conn, "COMMIT");
+			why = finish_step(ctx, conn, set, f, started);
 		if (why != NULL) {
 			rollback_quietly(conn);
 			rc = alone_failed(ctx, conn, f, why, done, !ctx->stopped);
@@ -729,9 +754,7 @@ int step_rehearse_down(struct step_ctx *ctx, PGconn *conn, const struct set_def 
 
 	quiet.quiet = true;
 	quiet.dry_run = false;
-	why = run(ctx, conn, "BEGIN; SET LOCAL lock_timeout = '" REHEARSAL_LOCK_TIMEOUT "'");
-	if (why == NULL)
-		why = set_search_path(ctx, conn, set_schema_name(set, ctx->cfg), true);
+	why = begin_step(ctx, conn, set_schema_name(set, ctx->cfg), REHEARSAL_LOCK_TIMEOUT);
 	for (int v = st->recorded; v > to && why == NULL; v--) {
 		const struct sql_file *f = set_file(set, v, false);
 
