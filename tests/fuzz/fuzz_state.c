@@ -6,6 +6,7 @@
  */
 #include "check.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ static const char *scratch_dir(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct size_state st = { NULL, 0, 0 }, again = { NULL, 0, 0 };
+	struct size_state st = { NULL, 0, 0, false }, again = { NULL, 0, 0, false };
 	char path[64], out[96], *why = NULL;
 	int fd = memfd_create("fuzz-state", MFD_CLOEXEC);
 
