@@ -118,7 +118,12 @@ test_02_a_lock_timeout_on_the_ledger_is_retried() {
 		AND state = 'idle in transaction')" || fail "the ledger was not locked"
 	"$TL_AGENT" -c "$CONF" migrate >"$WORK/ledger.out" 2>"$WORK/ledger.err" 7>&- &
 	BG_PID=$!
-	sleep 5
+	# Until the step has given up on the ledger's lock once (3 s) and said it tries again.
+	local i
+	for i in $(seq 1 300); do
+		grep -q "trying again" "$WORK/ledger.err" && break
+		sleep 0.1
+	done
 	tl_session_close
 	wait "$BG_PID"
 	rc=$?
