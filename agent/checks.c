@@ -39,6 +39,7 @@ static const struct {
 	{ "disk", check_disk },
 	{ "size", check_size },
 	{ "wraparound", check_wraparound },
+	{ "backup", check_backup },
 };
 
 /* A check that cannot run for want of a connection. */
