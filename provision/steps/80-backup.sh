@@ -143,6 +143,7 @@ ensure_status_dir() {
 # write_info_file: what the backup units write after each run, now.
 write_info_file() {
 	local tmp=$CPA_BACKUP_STATUS_DIR/.info.json.tmp
+	# shellcheck disable=SC2016 # the inner shell expands its own arguments
 	runuser -u postgres -- sh -c 'umask 027; pgbackrest --stanza="$1" --output=json info >"$2" && mv -f "$2" "$3"' \
 		sh "$CPA_BACKUP_STANZA" "$tmp" "$CPA_BACKUP_INFO_FILE" ||
 		cpa_warn "could not write $CPA_BACKUP_INFO_FILE (pgbackrest info failed); the agent's backup check will say so"
