@@ -101,6 +101,11 @@ rollback_datadir() {
 	if [ -x "$CPA_AGENT_BIN" ] && [ -f "$CPA_AGENT_CONFIG" ]; then
 		CPA_STEP=agent bash "$CPA_STEPS_DIR/60-agent.sh" "${ORIGINAL_ARGS[@]}"
 	fi
+	# pgBackRest's pg1-path names the data directory (archive-push reads the
+	# WAL through it): re-render its config and check archiving.
+	if [ "$CPA_BACKUP" = 1 ] && [ -f "$CPA_PGBACKREST_CONF" ]; then
+		CPA_STEP=backup bash "$CPA_STEPS_DIR/80-backup.sh" "${ORIGINAL_ARGS[@]}"
+	fi
 }
 
 remove_mount_dropin() {

@@ -1,9 +1,11 @@
 #!/bin/bash
 # t5500-provision-e2e: provision/provision.sh end to end, in a booted Debian 12
 # container (systemd as PID 1, tests/lib/container.sh) with a host folder
-# bound at /mnt/data and a private network (its own loopback). In order:
+# bound at /mnt/data, a /dev/shm folder bound at /mnt/backup (backups on
+# another file system) and a private network (its own loopback). In order:
 #   - --dry-run on the bare container changes nothing;
-#   - provision.sh: data_directory under /mnt/data, the agent active, schema v9;
+#   - provision.sh: data_directory under /mnt/data, the agent active, schema v9,
+#     archiving and the first backup, the timers, the agent's backup check;
 #   - provision.sh again: nothing changes (not even a reload or restart);
 #   - a foreign target is refused (73) and nothing moves;
 #   - checkpoint rows loaded, the cluster (now holding data) relocated: every
@@ -24,6 +26,7 @@
 . "$TL_ROOT/tests/lib/container.sh"
 
 PROVISION=/opt/checkpoint-agent/provision/provision.sh
+BACKUP=
 ROLLBACK=/opt/checkpoint-agent/provision/rollback.sh
 DATA=
 OUT=
@@ -33,7 +36,10 @@ OTHER_ADDR=192.0.2.10
 suite_setup() {
 	DATA=$(tl_tmpdir) || return 1
 	OUT=$(tl_tmpdir) || return 1
-	tc_boot provision-e2e --bind="$DATA:/mnt/data" --private-network || return 1
+	# The backup disk: another file system than the data's, kept across reboots.
+	BACKUP=$(mktemp -d /dev/shm/cpa-t5500.XXXXXX) || return 1
+	TL_CLEANUP_DIRS+=("$BACKUP")
+	tc_boot provision-e2e --bind="$DATA:/mnt/data" --bind="$BACKUP:/mnt/backup" --private-network || return 1
 }
 
 suite_teardown() {
@@ -85,6 +91,8 @@ test_01_dry_run_on_the_bare_container_changes_nothing() {
 	assertEquals "dry run exit code" 0 "$RC"
 	assertContains "$(cat "$OUT/dry-run.log")" "would:    install packages: postgresql"
 	assertContains "$(cat "$OUT/dry-run.log")" "nothing was changed"
+	assertContains "the plan announces the one restart" "$(cat "$OUT/dry-run.log")" "RESTART PostgreSQL once: archive_mode = on needs it"
+	assertContains "$(cat "$OUT/dry-run.log")" "stanza-create (if missing), check, and a first full backup"
 	after=$(tc_exec sh -c 'dpkg -l | wc -l; ls /etc /var/lib | md5sum')
 	assertEquals "no package, no file in /etc or /var/lib" "$before" "$after"
 	assertFalse "no folder on the data disk" "[ -e '$DATA/postgresql' ]"
@@ -109,6 +117,15 @@ test_02_provision_places_the_data_on_the_disk_and_starts_the_agent() {
 	assertContains "the summary masks the password" "$(cat "$OUT/first.log")" \
 		"postgresql://ai_agent:****@localhost:5432/langgraph_checkpoints"
 	assertContains "$(cat "$OUT/first.log")" "schema version    langgraph v9"
+	assertEquals "archive_mode" on "$(psql_super -c 'SHOW archive_mode')"
+	assertEquals "a new cluster has data checksums" on "$(psql_super -c 'SHOW data_checksums')"
+	assertContains "the summary" "$(cat "$OUT/first.log")" "pgBackRest stanza main in /mnt/backup (ok); 1 backup(s)"
+	assertContains "the summary names the restart" "$(cat "$OUT/first.log")" "PostgreSQL was restarted once for archive_mode"
+	assertEquals "the backup timers" "active active active" \
+		"$(tc_exec systemctl is-active checkpoint-backup-full.timer checkpoint-backup-diff.timer checkpoint-restore-drill.timer | tr '\n' ' ' | sed 's/ $//')"
+	assertEquals "the status folder" "2750 postgres:checkpoint-agent" "$(tc_exec stat -c '%a %U:%G' /var/lib/checkpoint-backup)"
+	assertContains "the agent reads the backups" \
+		"$(tc_exec runuser -u checkpoint-agent -- checkpoint-agent check 2>&1 | grep ' backup: ')" "OK       backup: newest backup "
 }
 
 test_03_a_second_run_changes_nothing() {
@@ -262,6 +279,7 @@ test_11_rollback_schema_calls_the_agent_and_the_service_migrates_forward_again()
 	assertEquals "rollback exit code" 0 "$rc"
 	assertEquals "at v8" 8 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
 	assertContains "it warns about the service" "$(cat "$OUT/rollback-schema.log")" "applies pending migrations when it starts"
+	assertContains "it points at the last resort" "$(cat "$OUT/rollback-schema.log")" "restore.sh --to-time"
 	tc_exec systemctl restart checkpoint-agent.service || fail "the agent did not restart"
 	assertEquals "the service migrated forward again" 9 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
 }

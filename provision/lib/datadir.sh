@@ -241,11 +241,12 @@ cpa_relocation_record() {
 # cpa_private_start DIR WORK: start the cluster's server on data directory
 # DIR (with the cluster's configuration) where no client can reach it: no
 # TCP, and its socket in WORK only. Nothing can write while the copy is
-# checksummed, so "before" and "after" compare the same data.
+# checksummed, so "before" and "after" compare the same data. No archiving
+# either: the cluster's server archives what is left once it runs again.
 cpa_private_start() {
 	local dir=$1 work=$2
 	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$CPA_PG_CONF_DIR" -l "$work/server.log" -w -t 300 \
-		-o "-c data_directory=$dir -c listen_addresses='' -c unix_socket_directories=$work -c external_pid_file=$work/pid" \
+		-o "-c data_directory=$dir -c listen_addresses='' -c unix_socket_directories=$work -c external_pid_file=$work/pid -c archive_mode=off" \
 		start >/dev/null
 }
 
