@@ -22,7 +22,9 @@
 # T is "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]" (pgBackRest's form; without
 # an offset, this machine's local time). The settings are provisioning's:
 # CPA_CONFIG_DIR/backup.env (written by the backup step), then defaults.env,
-# the environment and the options (see --help).
+# the environment and the options (see --help). CPA_PG_SOCKET_DIR (default
+# /var/run/postgresql) is where the drill reaches the live cluster to count
+# its rows.
 #
 # Exit codes: 0 done; 64 usage or a malformed time; 65 the time cannot be
 # reached (before the oldest backup, or in the future) or the drill's verify
@@ -305,7 +307,7 @@ run_drill() {
 	fi
 	cpa_unchanged "checkpoint-agent verify: the restored schema is as it should be"
 	restored=$(table_rows "$DRILL_WORK" "$port") || drill_fail "$CPA_EX_FAILED" "counting the restored rows failed"
-	live=$(table_rows /var/run/postgresql "$CPA_PG_PORT" 2>/dev/null) || live=
+	live=$(table_rows "${CPA_PG_SOCKET_DIR:-/var/run/postgresql}" "$CPA_PG_PORT" 2>/dev/null) || live=
 	printf '  %-40s %12s %12s\n' table restored live
 	while read -r t n; do
 		[ -n "$t" ] || continue

@@ -17,7 +17,7 @@
 
 suite_setup() {
 	tl_pg_start || return 1
-	tb_setup || return 1
+	tb_setup cpatest || return 1
 	DIR=$(tl_tmpdir) || return 1
 	CONF=$DIR/agent.conf
 	INFO=$DIR/info.json

@@ -156,7 +156,7 @@ test_03_restore_to_a_time_brings_back_exactly_its_rows() {
 	assertNotEquals "the damage is done" "$at_t" "$(fingerprint 2>&1)"
 	run_in restore "$RESTORE" --to-time "$T" --yes
 	assertEquals "restore exit code" 0 "$RC"
-	assertEquals "exactly the rows of T: $(cat "$OUT/restore.log" | tail -n 5)" "$at_t" "$(fingerprint)"
+	assertEquals "exactly the rows of T: $(tail -n 5 "$OUT/restore.log")" "$at_t" "$(fingerprint)"
 	assertContains "$(cat "$OUT/restore.log")" "To undo"
 	assertTrue "the data from before is kept aside" "ls -d '$DATA'/postgresql/15/main.before-restore-* >/dev/null"
 	assertEquals "the agent runs again" active "$(tc_exec systemctl is-active checkpoint-agent.service)"
