@@ -149,16 +149,18 @@ br_info=$(tb_pgbackrest --output=json info)
 br_repo_bytes=$(grep -o '"repository":{"delta":[0-9]*,"size":[0-9]*' <<<"$br_info" | tail -n 1 | sed 's/.*"size"://')
 
 bb_lz4=$work/basebackup-lz4
+install -d -m 0700 -o postgres -g postgres "$bb_lz4"
 t0=$(now)
 runuser -u postgres -- "$TL_PGBIN/pg_basebackup" -h "$TL_PGSOCK" -p "$TL_PGPORT" -U postgres -D "$bb_lz4" \
-	-Ft --compress=lz4 -X fetch -c fast >/dev/null 2>&1 || die "pg_basebackup (lz4) failed"
+	-Ft --compress=lz4 -X fetch -c fast >"$work/bb.log" 2>&1 || die "pg_basebackup (lz4) failed: $(cat "$work/bb.log")"
 bb_lz4_s=$(since "$t0")
 bb_lz4_bytes=$(du -sb "$bb_lz4" | awk '{ print $1 }')
 
 bb_plain=$work/basebackup-plain
+install -d -m 0700 -o postgres -g postgres "$bb_plain"
 t0=$(now)
 runuser -u postgres -- "$TL_PGBIN/pg_basebackup" -h "$TL_PGSOCK" -p "$TL_PGPORT" -U postgres -D "$bb_plain" \
-	-Fp -X fetch -c fast >/dev/null 2>&1 || die "pg_basebackup (plain) failed"
+	-Fp -X fetch -c fast >"$work/bb.log" 2>&1 || die "pg_basebackup (plain) failed: $(cat "$work/bb.log")"
 bb_plain_s=$(since "$t0")
 bb_plain_bytes=$(du -sb "$bb_plain" | awk '{ print $1 }')
 rm -rf "$bb_plain"

@@ -198,18 +198,17 @@ json_text() {
 # ---------------------------------------------------------------- drill
 
 # write_drill_result RESULT MESSAGE [SECONDS BYTES ROWS BACKUP]: the file the
-# agent's backup check reads (0640 postgres:agent group, written atomically).
+# agent's backup check reads (0644 postgres, like info.json: no secret in it;
+# written atomically).
 write_drill_result() {
-	local result=$1 message=$2 seconds=${3:-0} bytes=${4:-0} rows=${5:-0} backup=${6:-} tmp group
+	local result=$1 message=$2 seconds=${3:-0} bytes=${4:-0} rows=${5:-0} backup=${6:-} tmp
 	[ -d "$CPA_BACKUP_STATUS_DIR" ] || return 0
-	group=$CPA_AGENT_USER
-	getent group "$group" >/dev/null || group=postgres
 	tmp=$(mktemp "$CPA_BACKUP_STATUS_DIR/.drill.json.XXXXXX")
 	printf '{"result":"%s","finished_at":%s,"target":"%s","backup":"%s","restore_seconds":%s,"bytes":%s,"rows":%s,"message":"%s"}\n' \
 		"$result" "$(date +%s)" "$(json_text "${TARGET_PG:-latest}")" "$(json_text "$backup")" "$seconds" \
 		"$bytes" "$rows" "$(json_text "$message")" >"$tmp"
-	chown "postgres:$group" "$tmp"
-	chmod 0640 "$tmp"
+	chown postgres:postgres "$tmp"
+	chmod 0644 "$tmp"
 	mv -f "$tmp" "$CPA_BACKUP_DRILL_FILE"
 }
 

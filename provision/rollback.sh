@@ -104,7 +104,7 @@ rollback_datadir() {
 	# pgBackRest's pg1-path names the data directory (archive-push reads the
 	# WAL through it): re-render its config and check archiving.
 	if [ "$CPA_BACKUP" = 1 ] && [ -f "$CPA_PGBACKREST_CONF" ]; then
-		CPA_STEP=backup bash "$CPA_STEPS_DIR/80-backup.sh" "${ORIGINAL_ARGS[@]}"
+		CPA_STEP=backup bash "$CPA_STEPS_DIR/55-backup.sh" "${ORIGINAL_ARGS[@]}"
 	fi
 }
 

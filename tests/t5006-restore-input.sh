@@ -25,7 +25,7 @@ suite_setup() {
 	tb_setup cpatest || return 1
 	W=$(tl_tmpdir) || return 1
 	install -d -m 0755 "$W/etc" "$W/prefix/bin" "$W/state" "$W/scratch" || return 1
-	install -d -m 2750 -o postgres -g postgres "$W/status" || return 1
+	install -d -m 0755 -o postgres -g postgres "$W/status" || return 1
 	ln -s "$TL_AGENT" "$W/prefix/bin/checkpoint-agent" || return 1
 	# The agent runs as postgres here (the suite has no agent user): its
 	# password file must be readable by that user.
@@ -119,7 +119,7 @@ test_04_a_drill_restores_verifies_counts_and_cleans_up() {
 	assertContains "$OUT" "restore drill OK: restored "
 	assertContains "the per-table figures" "$OUT" "public.checkpoints"
 	assertContains "the result for the agent" "$(cat "$W/status/drill.json")" '"result":"ok"'
-	assertEquals "the result's mode" 640 "$(stat -c %a "$W/status/drill.json")"
+	assertEquals "the result's mode" 644 "$(stat -c %a "$W/status/drill.json")"
 	assertEquals "the scratch folder is gone, the live cluster unchanged" "$before" "$(live_state)"
 }
 

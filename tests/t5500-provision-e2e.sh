@@ -123,7 +123,8 @@ test_02_provision_places_the_data_on_the_disk_and_starts_the_agent() {
 	assertContains "the summary names the restart" "$(cat "$OUT/first.log")" "PostgreSQL was restarted once for archive_mode"
 	assertEquals "the backup timers" "active active active" \
 		"$(tc_exec systemctl is-active checkpoint-backup-full.timer checkpoint-backup-diff.timer checkpoint-restore-drill.timer | tr '\n' ' ' | sed 's/ $//')"
-	assertEquals "the status folder" "2750 postgres:checkpoint-agent" "$(tc_exec stat -c '%a %U:%G' /var/lib/checkpoint-backup)"
+	assertEquals "the status folder and the info the agent reads" "755 postgres:postgres 644" \
+		"$(tc_exec stat -c '%a %U:%G' /var/lib/checkpoint-backup) $(tc_exec stat -c '%a' /var/lib/checkpoint-backup/info.json)"
 	assertContains "the agent reads the backups" \
 		"$(tc_exec runuser -u checkpoint-agent -- checkpoint-agent check 2>&1 | grep ' backup: ')" "OK       backup: newest backup "
 }

@@ -76,7 +76,7 @@ TC_DOWNLOAD_PACKAGES=(
 	postgresql postgresql-contrib
 	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
 	ca-certificates sudo
-	# backups (provision/steps/80-backup.sh)
+	# backups (provision/steps/55-backup.sh)
 	pgbackrest
 	# Ansible inside the container: its apt module needs python3-apt, the
 	# postgresql modules psycopg2, become_user to postgres needs setfacl.

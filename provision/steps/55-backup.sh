@@ -1,5 +1,5 @@
 #!/bin/bash
-# 80-backup.sh: step "backup". Backups and point-in-time recovery with
+# 55-backup.sh: step "backup", before the agent's (which checks the backups). Backups and point-in-time recovery with
 # pgBackRest (Debian's package):
 #   - the repository folder (CPA_BACKUP_REPO, 0750 postgres), with a loud
 #     warning when it is on the data directory's file system;
@@ -11,8 +11,10 @@
 #   - stanza-create and check, and the first full backup;
 #   - the units: full and differential backups and the restore drill, with
 #     their timers; restore.sh and its libraries installed for the drill;
-#   - CPA_BACKUP_STATUS_DIR (2750 postgres:agent group), where the backup
-#     units write `pgbackrest info --output=json` for the agent's check.
+#   - CPA_BACKUP_STATUS_DIR (0755 postgres), where the backup units write
+#     `pgbackrest info --output=json` (0644: backup labels, sizes and WAL
+#     names, no secret) for the agent's check, which reads it as its own
+#     user without any access to the repository.
 # With --no-backup it configures nothing. A second run changes nothing.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -135,16 +137,15 @@ write_archive_conf() {
 }
 
 ensure_status_dir() {
-	local group=$CPA_AGENT_USER
-	getent group "$group" >/dev/null || group=postgres
-	cpa_ensure_dir "$CPA_BACKUP_STATUS_DIR" 2750 postgres "$group" "backup status folder" || true
+	cpa_ensure_dir "$CPA_BACKUP_STATUS_DIR" 0755 postgres postgres "backup status folder" ||
+		cpa_unchanged "backup status folder $CPA_BACKUP_STATUS_DIR"
 }
 
 # write_info_file: what the backup units write after each run, now.
 write_info_file() {
 	local tmp=$CPA_BACKUP_STATUS_DIR/.info.json.tmp
 	# shellcheck disable=SC2016 # the inner shell expands its own arguments
-	runuser -u postgres -- sh -c 'umask 027; pgbackrest --stanza="$1" --output=json info >"$2" && mv -f "$2" "$3"' \
+	runuser -u postgres -- sh -c 'umask 022; pgbackrest --stanza="$1" --output=json info >"$2" && mv -f "$2" "$3"' \
 		sh "$CPA_BACKUP_STANZA" "$tmp" "$CPA_BACKUP_INFO_FILE" ||
 		cpa_warn "could not write $CPA_BACKUP_INFO_FILE (pgbackrest info failed); the agent's backup check will say so"
 }
