@@ -148,6 +148,15 @@ backup_for_target() {
 	fi
 }
 
+# target_words: "to T", or "to the end of the WAL archive".
+target_words() {
+	if [ -n "$TARGET_PG" ]; then
+		printf 'to %s\n' "$TARGET_PG"
+	else
+		printf '%s\n' "to the end of the WAL archive (--latest)"
+	fi
+}
+
 # restore_target_args: pgBackRest's options for the target.
 restore_target_args() {
 	if [ -n "$TARGET_PG" ]; then
@@ -371,7 +380,7 @@ plan_line() {
 
 print_plan() {
 	local data=$1 aside=$2 backup=$3
-	cpa_info "in-place restore of $CPA_PG_VERSION/$CPA_PG_CLUSTER ${TARGET_PG:+to $TARGET_PG}${TARGET_PG:-to the end of the WAL archive (--latest)}:"
+	cpa_info "in-place restore of $CPA_PG_VERSION/$CPA_PG_CLUSTER $(target_words):"
 	plan_line "pgbackrest check: archive the current WAL segment (so that the archive reaches now)"
 	plan_line "stop $AGENT_UNIT (the applications that require it stop with it) and PostgreSQL"
 	plan_line "move $data aside to $aside (kept; never deleted by this script)"
@@ -468,7 +477,7 @@ print_undo() {
 	local data=$1 aside=$2 stamp=$3
 	cat <<-EOF
 
-		Restored $CPA_PG_VERSION/$CPA_PG_CLUSTER ${TARGET_PG:+to $TARGET_PG}${TARGET_PG:-to the end of the WAL archive}.
+		Restored $CPA_PG_VERSION/$CPA_PG_CLUSTER $(target_words).
 		  the data as it was before   $aside (kept; remove it yourself once you are sure)
 		  record                      $CPA_STATE_DIR/restore-$stamp.env
 		  next                        a fresh full backup: systemctl start checkpoint-backup-full.service

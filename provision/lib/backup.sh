@@ -78,8 +78,8 @@ cpa_backup_info() {
 cpa_backup_info_status() {
 	local json=$1 code msg
 	# The stanza's own status is the last "status" of the object.
-	code=$(grep -o '"status":{"code":[0-9]*' <<<"$json" | tail -n 1 | grep -o '[0-9]*$')
-	msg=$(grep -o '"message":"[^"]*"}}]$' <<<"$json" | sed 's/^"message":"//; s/"}}]$//')
+	code=$(grep -o '"status":{"code":[0-9]*' <<<"$json" | tail -n 1 | grep -o '[0-9]*$') || code=
+	msg=$(grep -o '"message":"[^"]*"}}]$' <<<"$json" | sed 's/^"message":"//; s/"}}]$//') || msg=
 	printf '%s %s\n' "${code:-99}" "${msg:-unreadable pgbackrest info output}"
 }
 
@@ -87,7 +87,7 @@ cpa_backup_info_status() {
 # order): "STOP_EPOCH TYPE LABEL". "label", "timestamp" and "type" appear in
 # the backup entries only, in that order.
 cpa_backup_list() {
-	grep -o '"label":"[^"]*"\|"timestamp":{"start":[0-9]*,"stop":[0-9]*}\|"type":"[a-z]*"' <<<"$1" |
+	{ grep -o '"label":"[^"]*"\|"timestamp":{"start":[0-9]*,"stop":[0-9]*}\|"type":"[a-z]*"' <<<"$1" || true; } |
 		awk -F'"' '
 			/^"label"/ { label = $4 }
 			/^"timestamp"/ { stop = $0; sub(/.*"stop":/, "", stop); sub(/}$/, "", stop) }
@@ -97,10 +97,10 @@ cpa_backup_list() {
 # cpa_backup_repo_on_data_filesystem: true when the repository (or the
 # folder it will be made in) is on the data directory's file system.
 cpa_backup_repo_on_data_filesystem() {
-	local repo data
-	repo=$(stat -c '%d' "$(cpa_existing_ancestor "$CPA_BACKUP_REPO")") || return 1
-	data=$(stat -c '%d' "$(cpa_existing_ancestor "$CPA_DATA_DIR")") || return 1
-	[ "$repo" = "$data" ]
+	local repo=$CPA_BACKUP_REPO data=$CPA_DATA_DIR
+	while [ ! -e "$repo" ] && [ "$repo" != / ]; do repo=$(dirname "$repo"); done
+	while [ ! -e "$data" ] && [ "$data" != / ]; do data=$(dirname "$data"); done
+	[ "$(stat -c '%d' "$repo")" = "$(stat -c '%d' "$data")" ]
 }
 
 # cpa_backup_repo_warning: the loud warning, or nothing.
