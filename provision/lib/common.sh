@@ -237,8 +237,11 @@ defaults from provision/defaults.env):
                           [CPA_BACKUP_INTERVAL_HOURS=$CPA_BACKUP_INTERVAL_HOURS]
   --backup-retention N    full backups kept [CPA_BACKUP_RETENTION_FULL=$CPA_BACKUP_RETENTION_FULL]
   --archive-timeout S     archive_timeout, seconds [CPA_ARCHIVE_TIMEOUT=$CPA_ARCHIVE_TIMEOUT]
+  --backup-status-dir DIR where the backup units and the drill write their
+                          results for the agent [CPA_BACKUP_STATUS_DIR=$CPA_BACKUP_STATUS_DIR]
   --enable-checksums      pg_checksums --enable on a cluster moved to the data
                           disk (it is stopped for the move anyway)
+                          [CPA_ENABLE_CHECKSUMS=$CPA_ENABLE_CHECKSUMS]
   --password-file FILE    take the role's password from FILE (first line);
                           default: the stored one, or a new random one
   --remove-old            remove the old data directory after a verified move
@@ -302,7 +305,7 @@ cpa_parse_options() {
 			--config-dir | --env-file | --credentials-file | --agent-password-file | --agent-user | \
 			--prefix | --state-dir | --space-margin | --password-file | --backup-repo | --backup-stanza | \
 			--backup-full-schedule | --backup-diff-schedule | --drill-schedule | --backup-interval-hours | \
-			--backup-retention | --archive-timeout)
+			--backup-retention | --archive-timeout | --backup-status-dir)
 			if ! take_value "$@"; then shift; fi
 			case "$opt" in
 			--pg-version) CPA_PG_VERSION=$val ;;
@@ -336,6 +339,7 @@ cpa_parse_options() {
 			--backup-interval-hours) CPA_BACKUP_INTERVAL_HOURS=$val ;;
 			--backup-retention) CPA_BACKUP_RETENTION_FULL=$val ;;
 			--archive-timeout) CPA_ARCHIVE_TIMEOUT=$val ;;
+			--backup-status-dir) CPA_BACKUP_STATUS_DIR=$val ;;
 			esac
 			;;
 		--)
