@@ -8,9 +8,10 @@
 #      langgraph schema, rows shaped like LangGraph's): wall time and size,
 #      pgBackRest (lz4) against pg_basebackup with the same lz4 (-Ft
 #      --compress=lz4) and plain (-Fp, uncompressed);
-#   2. the restore of each: pgBackRest restore plus recovery until the server
-#      accepts connections, against unpacking pg_basebackup's lz4 tar plus
-#      the same start;
+#   2. the restore of each to the backup's consistent point: pgBackRest
+#      restore --type=immediate plus recovery until the server accepts
+#      connections, against unpacking pg_basebackup's lz4 tar plus the same
+#      start;
 #   3. the data-loss window after an unclean stop when the data disk is lost:
 #      a writer commits a row every 100 ms; the postmaster is killed (-9) at a
 #      random moment; the newest backup plus the archived WAL are restored
@@ -171,7 +172,9 @@ restore_parent=$(tl_tmpdir)
 chown postgres: "$restore_parent"
 port=$(tl_free_port)
 t0=$(now)
-tb_pgbackrest --pg1-path="$restore_parent/br" --archive-mode=off restore >/dev/null || die "pgbackrest restore failed"
+# To the backup's consistent point, as pg_basebackup's copy is: the WAL written since is not replayed.
+tb_pgbackrest --pg1-path="$restore_parent/br" --archive-mode=off --type=immediate --target-action=promote restore >/dev/null ||
+	die "pgbackrest restore failed"
 br_restore_only_s=$(since "$t0")
 start_copy "$restore_parent/br" "$port"
 br_restore_s=$(since "$t0")
@@ -203,7 +206,7 @@ for trial in $(seq 1 "$trials"); do
 	sleep 1
 	# The server's own directory after crash recovery: every committed row.
 	tl_pg_restart || die "the killed server did not recover"
-	committed=$(tl_sql "SELECT max(seq) || ' ' || extract(epoch FROM max(at)) FROM bench_writes")
+	committed=$(tl_sql "SELECT max(seq) || ' ' || extract(epoch FROM max(at)) || ' ' || extract(epoch FROM min(at)) FROM bench_writes")
 	# The data disk is lost: restore the newest backup and the archived WAL.
 	rm -rf "$restore_parent/loss"
 	tb_pgbackrest --pg1-path="$restore_parent/loss" --archive-mode=off restore >/dev/null || die "restore failed"
@@ -211,8 +214,11 @@ for trial in $(seq 1 "$trials"); do
 	restored=$(runuser -u postgres -- "$TL_PGBIN/psql" -X -At -h "$restore_parent" -p "$port" -d "$TL_APP_DB" \
 		-c "SELECT coalesce(max(seq), 0) || ' ' || coalesce(extract(epoch FROM max(at)), 0) FROM bench_writes")
 	stop_copy "$restore_parent/loss"
-	window=$(awk -v c="${committed#* }" -v r="${restored#* }" -v rs="${restored%% *}" 'BEGIN { if (rs == 0) print "n/a"; else printf "%.1f", c - r }')
-	echo "backup-bench: trial $trial: committed up to row ${committed%% *}, the restore has row ${restored%% *}: lost ${window}s of writes"
+	# With no row restored, everything since the first row (a tenth of a second
+	# after the writer began) was lost.
+	window=$(awk -v c="$(cut -d' ' -f2 <<<"$committed")" -v first="$(cut -d' ' -f3 <<<"$committed")" \
+		-v r="${restored#* }" -v rs="${restored%% *}" 'BEGIN { if (rs == 0) r = first - 0.1; printf "%.1f", c - r }')
+	echo "backup-bench: trial $trial: committed up to row ${committed%% *}, the restore has up to row ${restored%% *}: lost ${window}s of writes"
 	windows+=("$window")
 done
 
@@ -227,7 +233,7 @@ cat <<-EOF
 	| full backup, wall time | ${br_backup_s} s | ${bb_lz4_s} s | ${bb_plain_s} s |
 	| full backup, size | $(mib "$br_repo_bytes") MiB | $(mib "$bb_lz4_bytes") MiB | $(mib "$bb_plain_bytes") MiB |
 	| restore (files only) | ${br_restore_only_s} s | ${bb_restore_only_s} s (lz4 -d, tar x) | |
-	| restore until it accepts connections | ${br_restore_s} s | ${bb_restore_s} s | |
+	| restore until it accepts connections (to the backup's end) | ${br_restore_s} s | ${bb_restore_s} s | |
 
 	data lost after an unclean stop with the data disk gone (archive_timeout 60 s), per trial: ${windows[*]} s
 EOF
