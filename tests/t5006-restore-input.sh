@@ -90,13 +90,15 @@ test_01_bad_input_is_refused_and_changes_nothing() {
 
 test_02_a_stanza_without_a_backup_is_refused() {
 	local json
-	json=$(tb_pgbackrest --output=json info)
+	# The backups (the archive's newest segment may move on: archive_timeout).
+	json=$(tb_pgbackrest --output=json info | grep -o '"label":"[^"]*"')
 	tb_pgbackrest --repo1-path="$W/empty-repo" stanza-create >/dev/null 2>&1 ||
 		{ install -d -o postgres -g postgres "$W/empty-repo"; tb_pgbackrest --repo1-path="$W/empty-repo" stanza-create >/dev/null; }
 	PGBACKREST_REPO1_PATH=$W/empty-repo restore --drill
 	assertEquals "no backup: $OUT" 69 "$RC"
 	assertContains "$OUT" "has no backup to restore"
-	assertEquals "the real repository is unchanged" "$json" "$(tb_pgbackrest --output=json info)"
+	assertEquals "the real repository's backups are unchanged" "$json" \
+		"$(tb_pgbackrest --output=json info | grep -o '"label":"[^"]*"')"
 }
 
 test_03_dry_run_plans_and_changes_nothing() {
