@@ -8,6 +8,7 @@
  *   EXTEND_TIMEOUT_USEC=  before READY, while a wait or a migration still
  *                         makes progress
  *   READY=1               once migrations are applied and no check is CRITICAL
+ *                         (but `backup`, which alarms without gating)
  *   WATCHDOG=1            every WATCHDOG_USEC/2, from a helper thread that
  *                         makes no database call
  *   RELOADING=1, READY=1  around a config reload on SIGHUP (a bad file is
@@ -611,7 +612,7 @@ static int first_checks(struct service *s, long long limit)
 			return 1;
 		run_checks(s, &rep);
 		summary = report_summary(&rep);
-		if (rep.worst != CHECK_CRITICAL) {
+		if (rep.gate_worst != CHECK_CRITICAL) {
 			notify(s, "READY=1");
 			atomic_store(&ready_sent, true);
 			status_line(s, "%s", summary);
