@@ -33,8 +33,9 @@ static const struct {
 	{ "long_transactions", "transaction_age_warn", "transaction_age_crit", "seconds" },
 	{ "lock_waits", "lock_waits_warn", "lock_waits_crit", "waiting sessions" },
 	{ "disk", "disk_free_warn_pct", "disk_free_crit_pct", "percent free space (lower is worse)" },
-	{ "size", "growth_warn_mb", "growth_crit_mb", "MiB of growth per run" },
+	{ "size", "growth_warn_mb", "growth_crit_mb", "MiB of growth per hour" },
 	{ "wraparound", "wraparound_warn", "wraparound_crit", "transactions of age(datfrozenxid)" },
+	{ "backup", "backup_age_warn_pct", "backup_age_crit_pct", "percent of backup.interval_hours (the newest backup's age)" },
 };
 
 void check_args_init(struct check_args *a)

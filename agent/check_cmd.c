@@ -1,9 +1,9 @@
 /*
  * check_cmd.c: `checkpoint-agent check [--format text|json|prometheus]
  * [--only LIST] [--skip LIST] [-w N] [-c N]`, one health probe with the
- * Nagios plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The
- * report goes to stdout; the checks are in checks.c, the formats in
- * report.c, --only, --skip, -w and -c in check_args.c.
+ * Nagios plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage
+ * errors too). The report goes to stdout; the checks are in checks.c, the
+ * formats in report.c, --only, --skip, -w and -c in check_args.c.
  */
 #include "check.h"
 #include "check_args.h"
@@ -32,24 +32,52 @@ static int parse_format(const char *s, enum report_format *f)
 	return 0;
 }
 
+static const struct option longopts[] = {
+	{ "format", required_argument, NULL, 'f' },
+	{ "only", required_argument, NULL, 'o' },
+	{ "skip", required_argument, NULL, 's' },
+	{ "warning", required_argument, NULL, 'w' },
+	{ "critical", required_argument, NULL, 'c' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char check_help[] =
+	"usage: checkpoint-agent check [--format text|json|prometheus] [--only LIST]\n"
+	"                              [--skip LIST] [-w N -c N]\n"
+	"\n"
+	"One health probe: an authenticated connection as the application's role,\n"
+	"then every check (query, writable, schema, pool_headroom,\n"
+	"idle_in_transaction, long_transactions, lock_waits, disk, size, wraparound,\n"
+	"backup). The text output is a Nagios plugin's: a first line\n"
+	"'STATUS - summary | perfdata', then one line per check, worst first.\n"
+	"A check that does not apply here is SKIPPED and changes nothing.\n"
+	"\n"
+	"Options:\n"
+	"  -f, --format=F     text (default), json, or prometheus (node_exporter's textfile)\n"
+	"  --only=LIST        only these checks (comma-separated names)\n"
+	"  --skip=LIST        every check but these\n"
+	"  -w, --warning=N    the WARNING threshold of the one check --only names\n"
+	"  -c, --critical=N   its CRITICAL threshold (after the command, -c is this, as\n"
+	"                     for every Nagios plugin: give the config file as\n"
+	"                     --config=FILE, or -c FILE before the command)\n"
+	"  --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit (Nagios plugin codes): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; usage\n"
+	"errors are UNKNOWN (3) too; an unreadable config file is 78.\n";
+
+/* "c:" here is the critical threshold: main.c leaves -c to a Nagios command (check_info's user). */
+const struct command_info check_info = { "f:w:c:", longopts, check_help };
+
+/* A usage error: UNKNOWN, as a Nagios plugin says it. */
 static int check_usage(const char *what, const char *arg)
 {
 	log_error("check: %s '%s'; usage: checkpoint-agent check [--format text|json|prometheus] "
 		  "[--only LIST] [--skip LIST] [-w N -c N]", what, arg);
-	return EXIT_USAGE;
+	return CHECK_UNKNOWN;
 }
 
-/* -c after the command is the Nagios critical threshold; the config file is -c before it, or --config. */
 static int parse_check_args(int argc, char **argv, enum report_format *f, struct check_args *a)
 {
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "only", required_argument, NULL, 'o' },
-		{ "skip", required_argument, NULL, 's' },
-		{ "warning", required_argument, NULL, 'w' },
-		{ "critical", required_argument, NULL, 'c' },
-		{ NULL, 0, NULL, 0 }
-	};
 	int c, rc = 0;
 
 	*f = FORMAT_TEXT;
@@ -76,7 +104,7 @@ static int parse_check_args(int argc, char **argv, enum report_format *f, struct
 			rc = check_usage("option needs a value:", argv[optind - 1]);
 			break;
 		default:
-			rc = check_usage("unknown argument", argv[optind - 1]);
+			rc = check_usage("unknown or incomplete option", argv[optind - 1]);
 			break;
 		}
 	}

@@ -27,15 +27,15 @@ static const char slots_sql[] =
 	"(backend_type = 'client backend' OR (backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL))"
 
 /*
- * $1: count the agent's own session. A one-shot `check` leaves when it is
- * done, so its session is no demand on the slots; the service's long-lived
- * one holds a slot for good, so it counts.
+ * The last column is the agent's own session. A one-shot `check` leaves when
+ * it is done, so its session is no demand on the slots; the service's
+ * long-lived one holds a slot for good, so it counts.
  */
 static const char sessions_sql[] =
 	"SELECT coalesce(usename::text, ''), coalesce(state, 'unknown'), count(*), "
-	"count(*) FILTER (WHERE pid <> pg_backend_pid()), coalesce(usename = current_user, false) "
-	"FROM pg_stat_activity WHERE " CLIENT_SESSION " AND ($1::boolean OR pid <> pg_backend_pid()) "
-	"GROUP BY 1, 2, 5 ORDER BY 3 DESC, 1, 2";
+	"count(*) FILTER (WHERE pid <> pg_backend_pid()), coalesce(usename = current_user, false), "
+	"count(*) FILTER (WHERE pid = pg_backend_pid()) "
+	"FROM pg_stat_activity WHERE " CLIENT_SESSION " GROUP BY 1, 2, 5 ORDER BY 3 DESC, 1, 2";
 
 struct pool_figures {
 	int max_conn, su_reserved, reserved, usable;
@@ -44,8 +44,9 @@ struct pool_figures {
 
 /*
  * The demand on the slots: the sessions that are not the application's
- * pools (the service's own included, a one-shot check's not), plus what the pools may hold: their
- * budget, or more if more are open. Over 100% the pools no longer fit.
+ * pools (the service's own included, a one-shot check's not), plus what the
+ * pools may hold: their budget, or more if more are open. Over 100% the
+ * pools no longer fit.
  */
 static void pool_verdict(struct probe *p, struct check_result *r, const struct pool_figures *pf,
 			 const char *by_role)
@@ -74,10 +75,10 @@ static void pool_verdict(struct probe *p, struct check_result *r, const struct p
 
 void check_pool(struct probe *p, struct check_result *r)
 {
-	const char *count_self[1] = { p->cc->persistent ? "true" : "false" };
 	struct pool_figures pf;
 	struct strbuf by_role;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read max_connections", slots_sql, 0, NULL);
+	int shown = 0;
+	PGresult *res = probe_query(p, r, PRE_SLOTS, CHECK_UNKNOWN, "cannot read max_connections");
 
 	if (res == NULL)
 		return;
@@ -88,22 +89,25 @@ void check_pool(struct probe *p, struct check_result *r)
 	pf.usable = pf.max_conn - pf.su_reserved - pf.reserved;
 	pf.budget = p->cfg->pool_size * p->cfg->pool_instances;
 	PQclear(res);
-	res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_stat_activity", sessions_sql, 1, count_self);
+	res = probe_query(p, r, PRE_SESSIONS, CHECK_UNKNOWN, "cannot read pg_stat_activity");
 	if (res == NULL)
 		return;
 	sb_init(&by_role);
 	for (int i = 0; i < PQntuples(res); i++) {
-		int n = (int)get_num(res, i, 2);
+		int n = (int)get_num(res, i, 2) - (p->cc->persistent ? 0 : (int)get_num(res, i, 5));
 
+		if (n == 0)
+			continue;	/* only this check's own session */
 		pf.in_use += n;
 		if (strcmp(get_str(res, i, 4), "t") == 0)
 			pf.app_open += (int)get_num(res, i, 3);
 		sample_add2(r, "connections", "Client connections by role and state.", "role", get_str(res, i, 0),
 			    "state", get_str(res, i, 1), n);
-		if (i < 6)
-			sb_printf(&by_role, "%s%s/%s %d", i ? ", " : "", get_str(res, i, 0), get_str(res, i, 1), n);
-		else if (i == 6)
+		if (shown < 6)
+			sb_printf(&by_role, "%s%s/%s %d", shown ? ", " : "", get_str(res, i, 0), get_str(res, i, 1), n);
+		else if (shown == 6)
 			sb_add(&by_role, ", ...");
+		shown++;
 	}
 	PQclear(res);
 	sample_add(r, "connections_in_use", "Client connections in use.", pf.in_use);
@@ -144,7 +148,7 @@ static const char *hidden_note(double hidden, char *buf, size_t n)
 void check_idle_in_transaction(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_stat_activity", idle_sql, 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_IDLE, CHECK_UNKNOWN, "cannot read pg_stat_activity");
 	double count, age;
 	char note[160];
 
@@ -171,7 +175,7 @@ void check_idle_in_transaction(struct probe *p, struct check_result *r)
 void check_long_transactions(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_stat_activity", xact_sql, 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_XACT, CHECK_UNKNOWN, "cannot read pg_stat_activity");
 	double count, age;
 	char note[160];
 
@@ -199,7 +203,7 @@ static const char locks_sql[] =
 void check_lock_waits(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_locks", locks_sql, 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_LOCKS, CHECK_UNKNOWN, "cannot read pg_locks");
 	double n;
 
 	if (res == NULL)
@@ -219,12 +223,24 @@ void check_lock_waits(struct probe *p, struct check_result *r)
 
 /* ---- wraparound ---- */
 
+static const char wraparound_sql[] =
+	"SELECT age(datfrozenxid), mxid_age(datminmxid), current_database() "
+	"FROM pg_database WHERE datname = current_database()";
+
+const char *const prefetch_sql[PRE_N] = {
+	[PRE_RECOVERY] = "SELECT pg_is_in_recovery()",
+	[PRE_SLOTS] = slots_sql,
+	[PRE_SESSIONS] = sessions_sql,
+	[PRE_IDLE] = idle_sql,
+	[PRE_XACT] = xact_sql,
+	[PRE_LOCKS] = locks_sql,
+	[PRE_WRAPAROUND] = wraparound_sql,
+};
+
 void check_wraparound(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_database",
-				  "SELECT age(datfrozenxid), mxid_age(datminmxid), current_database() "
-				  "FROM pg_database WHERE datname = current_database()", 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_WRAPAROUND, CHECK_UNKNOWN, "cannot read pg_database");
 	double age;
 
 	if (res == NULL)

@@ -25,20 +25,27 @@ void checks_set_tick(check_tick_fn fn)
 
 /* ---- the run ---- */
 
+/*
+ * gates: the check counts for the service's readiness (READY=1 waits until no
+ * such check is CRITICAL). A stale backup or a failing WAL archive is an alarm,
+ * not a reason to keep the applications down: `backup` does not gate.
+ */
 static const struct {
 	const char *name;
 	check_fn fn;
+	bool gates;
 } checks[] = {
-	{ "query", check_query },
-	{ "writable", check_writable },
-	{ "schema", check_schema },
-	{ "pool_headroom", check_pool },
-	{ "idle_in_transaction", check_idle_in_transaction },
-	{ "long_transactions", check_long_transactions },
-	{ "lock_waits", check_lock_waits },
-	{ "disk", check_disk },
-	{ "size", check_size },
-	{ "wraparound", check_wraparound },
+	{ "query", check_query, true },
+	{ "writable", check_writable, true },
+	{ "schema", check_schema, true },
+	{ "pool_headroom", check_pool, true },
+	{ "idle_in_transaction", check_idle_in_transaction, true },
+	{ "long_transactions", check_long_transactions, true },
+	{ "lock_waits", check_lock_waits, true },
+	{ "disk", check_disk, true },
+	{ "size", check_size, true },
+	{ "wraparound", check_wraparound, true },
+	{ "backup", check_backup, false },
 };
 
 /* A check that cannot run for want of a connection. */
@@ -68,6 +75,40 @@ static void reset_transaction(PGconn *conn)
 	PQclear(res);
 }
 
+/*
+ * Sends the checks' parameterless queries as one simple-query message: one
+ * round trip instead of PRE_N. Results are kept until a failure; a check
+ * whose result is missing runs its query itself (and reports its error).
+ */
+static void prefetch(struct probe *p)
+{
+	struct strbuf sb;
+	int i = 0;
+
+	sb_init(&sb);
+	for (int k = 0; k < PRE_N; k++)
+		sb_printf(&sb, "%s;", prefetch_sql[k]);
+	if (PQsendQuery(p->conn, sb.buf) == 0) {
+		sb_free(&sb);
+		return;
+	}
+	sb_free(&sb);
+	for (PGresult *res; (res = PQgetResult(p->conn)) != NULL; i++) {
+		if (i < PRE_N && PQresultStatus(res) == PGRES_TUPLES_OK && (i == 0 || p->pre[i - 1] != NULL))
+			p->pre[i] = res;
+		else
+			PQclear(res);
+	}
+}
+
+static void prefetch_free(struct probe *p)
+{
+	for (int k = 0; k < PRE_N; k++) {
+		PQclear(p->pre[k]);
+		p->pre[k] = NULL;
+	}
+}
+
 size_t check_count(void)
 {
 	return 1 + sizeof(checks) / sizeof(checks[0]);
@@ -88,6 +129,15 @@ int check_index(const char *name)
 	return -1;
 }
 
+/* Does the check named NAME count for the service's readiness? connect does. */
+static bool check_gates(const char *name)
+{
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+		if (strcmp(checks[i].name, name) == 0)
+			return checks[i].gates;
+	return true;
+}
+
 /* Where the state file is for this run, and what it holds; a file that cannot be read is not rewritten. */
 static void state_open(struct probe *p)
 {
@@ -100,12 +150,12 @@ static void state_open(struct probe *p)
 	}
 }
 
-/* Writes the state back (the size samples, a clean verify) and frees it. */
+/* Writes the state back when a check changed it (the size samples, a clean verify), and frees it. */
 static void state_close(struct probe *p)
 {
 	char *why = NULL;
 
-	if (p->state_path != NULL && state_write(p->state_path, &p->state, &why) != 0)
+	if (p->state_path != NULL && p->state.dirty && state_write(p->state_path, &p->state, &why) != 0)
 		log_warning("%s; the growth cannot be measured", why);
 	free(why);
 	state_free(&p->state);
@@ -137,6 +187,7 @@ void checks_run_some(const struct config *cfg, const struct check_conn *cc, cons
 		reset_transaction(p.conn);
 		p.db_key = xasprintf("%s:%s/%s", host && *host ? host : "localhost", PQport(p.conn), PQdb(p.conn));
 		state_open(&p);
+		prefetch(&p);
 	}
 	if (skip == NULL || !skip[0]) {
 		check_connect(&p);
@@ -158,11 +209,16 @@ void checks_run_some(const struct config *cfg, const struct check_conn *cc, cons
 		r->seconds = (mono_ms() - t1) / 1000.0;
 		log_debug("check %s: %s in %.1f ms", r->name, result_state_name(r), r->seconds * 1000.0);
 	}
+	prefetch_free(&p);
 	state_close(&p);
 	free(p.db_key);
 	rep->worst = CHECK_OK;
-	for (size_t i = 0; i < rep->n; i++)
+	rep->gate_worst = CHECK_OK;
+	for (size_t i = 0; i < rep->n; i++) {
 		rep->worst = worse(rep->worst, rep->results[i].status);
+		if (check_gates(rep->results[i].name))
+			rep->gate_worst = worse(rep->gate_worst, rep->results[i].status);
+	}
 	rep->duration_s = (mono_ms() - t0 + (cc->persistent ? 0.0 : cc->connect_ms)) / 1000.0;
 	rep->finished_at = (long long)time(NULL);
 }

@@ -313,6 +313,17 @@ static const char *or(const char *v, const char *fallback)
 	return v != NULL && *v != '\0' ? v : fallback;
 }
 
+char *db_conninfo_error(const struct config *cfg, const char *msg)
+{
+	char *origin = config_uri_origin(cfg), *s;
+
+	s = xasprintf("the connection string from %s is not one libpq accepts: %s\nhint: correct it; the parameters "
+		      "are those of libpq (a URI postgresql://ROLE@HOST:PORT/DATABASE?KEY=VALUE, or KEY=VALUE pairs)",
+		      origin, msg);
+	free(origin);
+	return s;
+}
+
 int db_explain_failure(const struct config *cfg, PGconn *conn, char **why)
 {
 	char *msg = xstrdup(PQerrorMessage(conn)), *target, *hint;
@@ -322,12 +333,7 @@ int db_explain_failure(const struct config *cfg, PGconn *conn, char **why)
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		msg[--len] = '\0';
 	if (is_config_error(cfg, msg)) {
-		char *origin = config_uri_origin(cfg);
-
-		*why = xasprintf("the connection string from %s is not one libpq accepts: %s\nhint: correct it; "
-				 "the parameters are those of libpq (a URI postgresql://ROLE@HOST:PORT/DATABASE?KEY=VALUE, "
-				 "or KEY=VALUE pairs)", origin, msg);
-		free(origin);
+		*why = db_conninfo_error(cfg, msg);
 		free(msg);
 		return EXIT_CONFIG;
 	}

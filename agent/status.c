@@ -10,6 +10,7 @@
  * on drift, for scripts.
  */
 #include "agent.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "ledger.h"
@@ -70,7 +71,7 @@ static int build_report(PGconn *conn, const struct config *cfg, const struct set
 			r->nexternal++;
 		} else {
 			row->state = V_APPLIED;
-			row->drift = f != NULL && strcmp(row->ledger.checksum, f->sha256) != 0;
+			row->drift = f != NULL && !sql_file_checksum_matches(f, row->ledger.checksum);
 			r->ndrift += row->drift;
 		}
 	}
@@ -80,12 +81,8 @@ static int build_report(PGconn *conn, const struct config *cfg, const struct set
 
 static void report_free(struct set_report *r)
 {
-	for (int v = 0; r->rows != NULL && v <= r->st.latest; v++) {
-		free(r->rows[v].ledger.checksum);
-		free(r->rows[v].ledger.finished_at);
-		free(r->rows[v].ledger.agent_version);
-		free(r->rows[v].ledger.host);
-	}
+	for (int v = 0; r->rows != NULL && v <= r->st.latest; v++)
+		ledger_entry_free(&r->rows[v].ledger);
 	free(r->rows);
 	set_state_free(&r->st);
 }
@@ -366,35 +363,74 @@ static int status_all(PGconn *conn, const struct config *cfg, bool json, bool ex
 	sl_free(&quarantine);
 	sb_free(&sb);
 	if (rc != 0)
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return db_read_fail_code(conn);
 	if (!exit_code)
 		return EXIT_OK;
 	return drift ? EXIT_DRIFT : pending ? EXIT_PENDING : EXIT_OK;
 }
 
+static const struct option status_longopts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "exit-code", no_argument, NULL, 'e' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char status_help[] =
+	"usage: checkpoint-agent status [--json] [--exit-code]\n"
+	"\n"
+	"Each set's recorded version ('none' before the first), its pending versions,\n"
+	"versions applied externally (by the application's setup()), drift (a recorded\n"
+	"checksum that differs from this agent's SQL) with how to resolve it, every\n"
+	"version with when (UTC) and by which agent on which host it was applied, and\n"
+	"the quarantined tables.\n"
+	"\n"
+	"Options:\n"
+	"  --json           one JSON object on stdout\n"
+	"  --exit-code      exit 1 while versions are pending, 2 on drift (for scripts)\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 (also with versions pending or drift, unless --exit-code), 64 usage,\n"
+	"69 unreachable (or a query failed), 77 the role may not read a table it needs, 78 config.\n";
+
+const struct command_info status_info = { "", status_longopts, status_help };
+
+static const struct option verify_longopts[] = {
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char verify_help[] =
+	"usage: checkpoint-agent verify\n"
+	"\n"
+	"Compares each set's live tables, columns, primary keys and indexes with the\n"
+	"shape its recorded version implies (built from the embedded SQL on temporary\n"
+	"tables, in a transaction that is rolled back). One line per difference.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 the schema matches, 65 it differs, 64 usage, 69 unreachable (or a\n"
+	"query failed), 77 the role may not read what it needs, 78 config.\n";
+
+const struct command_info verify_info = { "", verify_longopts, verify_help };
+
 int cmd_status(const struct config *cfg, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "exit-code", no_argument, NULL, 'e' },
-		{ NULL, 0, NULL, 0 }
-	};
 	bool json = false, exit_code = false;
 	PGconn *conn;
 	int c, rc;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+", status_longopts, NULL)) != -1) {
 		if (c == 'j')
 			json = true;
 		else if (c == 'e')
 			exit_code = true;
 		else
-			return usage_bad_option("status", argv[optind - 1]);
+			return cli_bad_option("status", argv[optind - 1]);
 	}
 	if (optind < argc)
-		return usage_bad_option("status", argv[optind]);
+		return cli_bad_option("status", argv[optind]);
 	if ((conn = db_connect(cfg, &rc)) == NULL)
 		return rc;
 	rc = status_all(conn, cfg, json, exit_code);
@@ -428,15 +464,19 @@ int cmd_verify(const struct config *cfg, int argc, char **argv)
 	PGconn *conn;
 	int rc = 0;
 
-	if (argc > 1)
-		return usage_bad_option("verify", argv[1]);
+	optind = 1;
+	opterr = 0;
+	if (getopt_long(argc, argv, "+", verify_longopts, NULL) != -1)
+		return cli_bad_option("verify", argv[optind - 1]);
+	if (optind < argc)
+		return cli_bad_option("verify", argv[optind]);
 	if ((conn = db_connect(cfg, &rc)) == NULL)
 		return rc;
 	sl_init(&diffs);
 	for (size_t i = 0; i <= cfg->nsets && rc == 0; i++)
 		rc = verify_one(conn, cfg, i == 0 ? &agent_set : set_find(cfg->sets[i - 1]), &diffs);
 	if (rc != 0)
-		rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		rc = db_read_fail_code(conn);
 	else if (diffs.n > 0) {
 		for (size_t i = 0; i < diffs.n; i++)
 			printf("%s\n", diffs.items[i]);

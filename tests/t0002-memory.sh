@@ -89,7 +89,7 @@ test_06_asan_reports_options_hints_and_state_fallback() {
 	done
 	run_asan -c "$conf" check --only disk --warning 5 -c 10
 	assertTrue "sanitizer report: $TL_ERR" $?
-	assertEquals 64 "$TL_RC"
+	assertEquals "a check usage error is UNKNOWN" 3 "$TL_RC"
 	port=$(tl_free_port)
 	CHECKPOINT_DB_URI="postgresql://ai_agent@127.0.0.1:$port,127.0.0.1:$TL_PGPORT/x?sslmode=disable" \
 		HOME=$home run_asan check

@@ -12,7 +12,8 @@ set -euo pipefail
 # version and the configured one), and the agent's build dependencies.
 install_package_list() {
 	printf '%s\n' postgresql postgresql-contrib "postgresql-$CPA_PG_VERSION"
-	[ -n "$CPA_AGENT_DEB" ] || printf '%s\n' build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev
+	[ -n "$CPA_AGENT_DEB" ] ||
+		printf '%s\n' build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
 }
 
 missing_packages() {
