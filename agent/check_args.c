@@ -80,6 +80,10 @@ int check_args_select(struct check_args *a, const char *list, bool only)
 	return rc;
 }
 
+/* After `check`, -c is the CRITICAL threshold: said whenever a -c may have been meant as the config file. */
+#define CONFIG_HINT "; after `check`, -c is the CRITICAL threshold: give the config file as --config=FILE, " \
+	"or as -c FILE before the command"
+
 /* A whole number, or -1 with a message. */
 static int parse_level(const char *opt, const char *s, long long *v)
 {
@@ -88,7 +92,7 @@ static int parse_level(const char *opt, const char *s, long long *v)
 	errno = 0;
 	*v = strtoll(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0') {
-		log_error("check: %s needs a whole number, not '%s'", opt, s);
+		log_error("check: %s needs a whole number, not '%s'%s", opt, s, strcmp(opt, "-c") == 0 ? CONFIG_HINT : "");
 		return -1;
 	}
 	return 0;
@@ -110,7 +114,8 @@ int check_args_thresholds(const struct check_args *a, struct check_thresholds *t
 		}
 	}
 	if (!a->only_given || selected != 1) {
-		log_error("check: -w and -c set the thresholds of one check: name it with --only (e.g. --only disk -w 20 -c 10)");
+		log_error("check: -w and -c set the thresholds of one check: name it with --only (e.g. --only disk -w 20 "
+			  "-c 10)%s", a->warn == NULL ? CONFIG_HINT : "");
 		return EXIT_USAGE;
 	}
 	for (k = 0; k < sizeof(threshold_pairs) / sizeof(threshold_pairs[0]); k++)

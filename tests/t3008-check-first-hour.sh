@@ -10,6 +10,7 @@
 #   - the text output is a Nagios plugin's: "STATUS - summary | perfdata",
 #     every perfdata item well formed, thresholds where a check has them;
 #   - --only and --skip choose checks; -w and -c set one check's thresholds;
+#     after check, -c is that threshold and the config is --config=FILE;
 #   - Prometheus: build_info, one series per state, a duration per check.
 
 # shellcheck source=tests/lib/test-lib.sh
@@ -153,6 +154,25 @@ test_07_w_and_c_set_the_thresholds_of_one_check() {
 	tl_agent -c "$CONF" check --only size -w many
 	assertEquals "not a number" 3 "$TL_RC"
 	assertContains "$TL_ERR" "-w needs a whole number, not 'many'"
+}
+
+# After `check`, -c is the critical threshold (check_postgres, every Nagios
+# plugin); the config file is --config=FILE there, or -c FILE before check.
+test_09_after_check_c_is_critical_and_the_config_is_long() {
+	tl_agent check --only wraparound --config="$CONF" -w 1 -c 2000000000
+	assertEquals "--config after check, -c the threshold: $TL_ERR" 1 "$TL_RC"
+	assertTrue "the thresholds: $(perfdata)" "perfdata | grep -Eq '^xid_age=[0-9]+;1;2000000000$'"
+	tl_agent check --config "$CONF" --only query
+	assertEquals "--config FILE after check: $TL_ERR" 0 "$TL_RC"
+	tl_agent check -c "$CONF"
+	assertEquals "-c FILE after check is a (bad) threshold, UNKNOWN" 3 "$TL_RC"
+	assertContains "it says how to give the config file" "$TL_ERR" \
+		"after \`check\`, -c is the CRITICAL threshold: give the config file as --config=FILE"
+	tl_agent check --only query -c "$CONF"
+	assertEquals "with --only, -c FILE is not a number" 3 "$TL_RC"
+	assertContains "the same hint" "$TL_ERR" "give the config file as --config=FILE, or as -c FILE before the command"
+	tl_agent check --help
+	assertContains "check --help says it" "$TL_OUT" "--config=FILE, or -c FILE before the command"
 }
 
 test_08_prometheus_has_build_info_states_and_durations() {
