@@ -5,18 +5,20 @@
 # here are the agent's own.
 
 _checkpoint_agent_commands="migrate status verify rollback check run"
-_checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size wraparound"
+_checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size wraparound backup"
 _checkpoint_agent_sets="langgraph langgraph-store agentos"
 
-# _checkpoint_agent_options COMMAND: the options of COMMAND.
+# _checkpoint_agent_options COMMAND: the options of COMMAND, and after it the
+# common ones (after check, -c is the critical threshold: --config only).
 _checkpoint_agent_options() {
+	local common="--config --verbose --help"
 	case "$1" in
-	migrate) echo "--set --to --dry-run" ;;
-	status) echo "--json --exit-code" ;;
-	verify) echo "" ;;
-	rollback) echo "--to --set --dry-run --purge" ;;
-	check) echo "--format --only --skip --warning --critical -w -c" ;;
-	run) echo "--cycles --interval-ms" ;;
+	migrate) echo "--set --to --dry-run $common" ;;
+	status) echo "--json --exit-code $common" ;;
+	verify) echo "$common" ;;
+	rollback) echo "--to --set --dry-run --purge $common" ;;
+	check) echo "--format --only --skip --warning --critical -w -c $common" ;;
+	run) echo "--cycles --interval-ms $common" ;;
 	"") echo "--config --verbose --help --version -c -v -h -V" ;;
 	esac
 }
@@ -48,7 +50,7 @@ _checkpoint_agent() {
 	done
 	# Values of the option just typed.
 	case "$cmd:$prev" in
-	:-c | :--config)
+	*:--config | :-c | migrate:-c | status:-c | verify:-c | rollback:-c | run:-c)
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return
 		;;

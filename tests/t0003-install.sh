@@ -101,7 +101,7 @@ test_05_the_agent_page_documents_every_command_and_check() {
 	for name in $checks; do
 		assertTrue "check $name in CHECKS" "in_page '^     $name( |$)'"
 	done
-	for name in 0 1 2 3 64 65 69 70 75 78; do
+	for name in 0 1 2 3 64 65 69 70 75 77 78 130 143; do
 		assertTrue "exit code $name in EXIT STATUS" "in_page '^     $name +[A-Za-z]'"
 	done
 }
@@ -125,10 +125,14 @@ complete_words() {
 test_07_bash_completion() {
 	assertEquals "a command" "check" "$(complete_words checkpoint-agent ch)"
 	assertEquals "global options" "--config --help --verbose --version" "$(complete_words checkpoint-agent --)"
-	assertEquals "check's options" "--critical --format --only --skip --warning" \
+	assertEquals "check's options, and the common ones" "--config --critical --format --help --only --skip --verbose --warning" \
 		"$(complete_words checkpoint-agent check --)"
-	assertEquals "after -c FILE, the command's options" "--exit-code --json" \
+	assertEquals "after -c FILE, the command's options" "--config --exit-code --help --json --verbose" \
 		"$(complete_words checkpoint-agent -c /etc/agent.conf status --)"
+	assertEquals "after check, -c is a number: no file names" "" \
+		"$(cd "$TL_ROOT" && complete_words checkpoint-agent check -c "")"
+	assertEquals "after check, --config is a file" "Makefile" \
+		"$(cd "$TL_ROOT" && complete_words checkpoint-agent check --config Makef)"
 	assertEquals "formats" "json prometheus text" "$(complete_words checkpoint-agent check --format "")"
 	assertEquals "the next item of a list" "disk,schema disk,size" "$(complete_words checkpoint-agent check --only disk,s)"
 	assertEquals "sets" "langgraph langgraph-store" "$(complete_words checkpoint-agent rollback --set langgraph)"
