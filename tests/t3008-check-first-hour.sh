@@ -67,18 +67,23 @@ test_01_quick_start_check_is_not_unknown() {
 	assertEquals "exit code; out: $TL_OUT; err: $TL_ERR" 0 "$TL_RC"
 	assertEquals "disk does not apply for this role" SKIPPED "$(status_of disk)"
 	assertContains "and says why" "$TL_OUT" "SKIPPED  disk: the data directory is unknown"
-	assertContains "the summary counts it" "$(printf '%s\n' "$TL_OUT" | head -n 1)" "10 checks OK, 1 skipped (disk)"
+	assertContains "the summary counts it" "$(printf '%s\n' "$TL_OUT" | head -n 1)" "11 checks OK, 1 skipped (disk)"
 	assertContains "size says where the state went" "$TL_OUT" \
 		"state kept in $USER_HOME/.local/state/checkpoint-agent/state, since"
 	assertTrue "the state file is there" "[ -s '$USER_HOME/.local/state/checkpoint-agent/state' ]"
 	assertEquals "nothing on stderr" "" "$TL_ERR"
 }
 
+# The first run's samples, made ten minutes older, are the base of the
+# second run's growth per hour: the fallback state is read back.
 test_02_the_fallback_state_carries_the_growth() {
+	local state=$USER_HOME/.local/state/checkpoint-agent/state aged
+	aged=$(awk -F'\t' 'BEGIN { OFS = "\t" } /^[0-9]/ { $2 -= 600 } { print }' "$state") || return
+	printf '%s\n' "$aged" >"$state"
 	as_user check
 	assertEquals "exit code: $TL_ERR" 0 "$TL_RC"
-	assertTrue "growth since the previous run: $TL_OUT" \
-		"printf '%s\n' \"\$TL_OUT\" | grep -Eq '^OK +size: public.checkpoints [0-9.]+ KiB \(\+0 B in [0-9]+ s\)'"
+	assertTrue "growth per hour over the aged window: $TL_OUT" \
+		"printf '%s\n' \"\$TL_OUT\" | grep -Eq '^OK +size: public.checkpoints [0-9.]+ KiB \(\+[0-9.]+ [KMG]?i?B/h over 6[0-9][0-9] s\)'"
 }
 
 test_03_a_missing_state_folder_is_created() {
@@ -114,7 +119,7 @@ test_05_text_is_a_nagios_plugins_output() {
 	assertEquals "exit code: $TL_OUT" 0 "$TL_RC"
 	first=$(printf '%s\n' "$TL_OUT" | head -n 1)
 	assertTrue "first line: STATUS - summary | perfdata: $first" \
-		"printf '%s\n' \"\$first\" | grep -Eq '^OK - 11 checks OK \| [^|]+$'"
+		"printf '%s\n' \"\$first\" | grep -Eq '^OK - 12 checks OK \| [^|]+$'"
 	bad=$(perfdata | grep -Ev "^('[^'=]+'|[^' =]+)=-?[0-9.]+(e[-+]?[0-9]+)?(s|B)?(;[-0-9.e+]*:?){0,4}$")
 	assertEquals "malformed perfdata items" "" "$bad"
 	assertTrue "connect time in seconds with its thresholds: $(perfdata | grep connect_seconds)" \
@@ -131,7 +136,7 @@ test_06_only_and_skip_choose_checks() {
 	assertEquals "two checks" "query wraparound" "$(printf '%s\n' "$TL_OUT" | sed 1d | awk '{print $2}' | tr -d : | sort | paste -sd ' ')"
 	tl_agent -c "$CONF" check --skip disk,size --skip schema
 	assertEquals "exit code: $TL_ERR" 0 "$TL_RC"
-	assertEquals "eight checks" 8 "$(printf '%s\n' "$TL_OUT" | sed 1d | wc -l)"
+	assertEquals "nine checks" 9 "$(printf '%s\n' "$TL_OUT" | sed 1d | wc -l)"
 	assertEquals "without the skipped ones" "" "$(status_of disk)$(status_of size)$(status_of schema)"
 	tl_agent -c "$CONF" check --only dsk
 	assertEquals "an unknown check is a usage error, UNKNOWN as for every plugin" 3 "$TL_RC"
@@ -194,7 +199,7 @@ for line in sys.stdin:
         durations.add(m[1])
 five = all(s == {"ok", "warning", "critical", "unknown", "skipped"} for s in states.values())
 print(len(states), five, set(ones.values()), len(durations), set(states) == durations)')
-	assertEquals "11 checks, 5 states each, exactly one 1, a duration each" "11 True {1} 11 True" "$summary"
+	assertEquals "12 checks, 5 states each, exactly one 1, a duration each" "12 True {1} 12 True" "$summary"
 	assertContains "the number stays, as its own metric" "$TL_OUT" 'checkpoint_agent_check_status_code{check="disk"} 0'
 	assertContains "the whole run" "$TL_OUT" "checkpoint_agent_probe_duration_seconds "
 	if command -v promtool >/dev/null; then
