@@ -4,7 +4,7 @@
 # itself. tests/t0003-install.sh checks that the command and check names
 # here are the agent's own.
 
-_checkpoint_agent_commands="migrate status verify rollback check run"
+_checkpoint_agent_commands="migrate status verify rollback check run help"
 _checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size wraparound backup"
 _checkpoint_agent_sets="langgraph langgraph-store agentos"
 
@@ -19,6 +19,7 @@ _checkpoint_agent_options() {
 	rollback) echo "--to --set --dry-run --purge $common" ;;
 	check) echo "--format --only --skip --warning --critical -w -c $common" ;;
 	run) echo "--cycles --interval-ms $common" ;;
+	help) echo "" ;;
 	"") echo "--config --verbose --help --version -c -v -h -V" ;;
 	esac
 }
@@ -52,6 +53,10 @@ _checkpoint_agent() {
 	case "$cmd:$prev" in
 	*:--config | :-c | migrate:-c | status:-c | verify:-c | rollback:-c | run:-c)
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return
+		;;
+	help:help)
+		mapfile -t COMPREPLY < <(compgen -W "${_checkpoint_agent_commands% help}" -- "$cur")
 		return
 		;;
 	check:--format | check:-f)

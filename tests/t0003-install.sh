@@ -68,7 +68,7 @@ test_03_a_missing_library_names_its_package() {
 	out=$(PKG_CONFIG_LIBDIR=$DEST/no-pc make -C "$TL_ROOT" --no-print-directory build-deps 2>&1) || rc=$?
 	assertNotEquals "make fails" 0 "$rc"
 	assertContains "it names the packages" "$out" \
-		"missing build dependencies: libpq-dev libconfig-dev libsystemd-dev; install them: apt-get install libpq-dev libconfig-dev libsystemd-dev"
+		"missing build dependencies: libpq-dev libconfig-dev libsystemd-dev libjson-c-dev; install them: apt-get install libpq-dev libconfig-dev libsystemd-dev libjson-c-dev"
 	out=$(make -C "$TL_ROOT" --no-print-directory build-deps 2>&1)
 	assertEquals "with everything there: $out" 0 $?
 }
@@ -124,6 +124,7 @@ complete_words() {
 
 test_07_bash_completion() {
 	assertEquals "a command" "check" "$(complete_words checkpoint-agent ch)"
+	assertEquals "help's command" "rollback run" "$(complete_words checkpoint-agent help r)"
 	assertEquals "global options" "--config --help --verbose --version" "$(complete_words checkpoint-agent --)"
 	assertEquals "check's options, and the common ones" "--config --critical --format --help --only --skip --verbose --warning" \
 		"$(complete_words checkpoint-agent check --)"
