@@ -23,6 +23,9 @@ struct check_thresholds {
 	int pool_usage_warn_pct, pool_usage_crit_pct;
 	long long wraparound_warn, wraparound_crit;
 	long long growth_warn_mb, growth_crit_mb;	/* table growth per check run */
+	int dead_tuples_warn_pct, dead_tuples_crit_pct;	/* bloat: dead of all tuples */
+	long long dead_tuples_min;			/* bloat: fewer dead tuples are not judged */
+	long long vacuum_age_warn_s, vacuum_age_crit_s;	/* bloat: since the last (auto)vacuum */
 };
 
 struct config {
@@ -55,6 +58,13 @@ struct config {
 	char *data_directory;
 
 	struct check_thresholds checks;
+
+	/* retention: TTL sweeps of `run` (none while ttl is 0) */
+	char *retention_strategy;	/* "delete" or "keep_latest" */
+	long long retention_ttl;	/* seconds; 0: no sweeps */
+	long long retention_sweep_interval;	/* seconds */
+	int retention_sweep_limit;	/* threads pruned per sweep at most */
+	int retention_batch;		/* threads per transaction */
 };
 
 /*

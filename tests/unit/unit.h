@@ -39,5 +39,6 @@ struct unit_test {
 extern const struct unit_test sqlsplit_tests[];
 extern const struct unit_test sets_tests[];
 extern const struct unit_test config_tests[];
+extern const struct unit_test duration_tests[];
 
 #endif
