@@ -58,20 +58,6 @@ void duration_format(long long seconds, char *buf, size_t n)
 	snprintf(buf, n, "%llds", seconds);
 }
 
-void age_format(double seconds, char *buf, size_t n)
-{
-	long long s = seconds < 0 ? 0 : (long long)seconds;
-
-	if (s >= 86400)
-		snprintf(buf, n, "%lldd %lldh", s / 86400, s % 86400 / 3600);
-	else if (s >= 3600)
-		snprintf(buf, n, "%lldh %lldm", s / 3600, s % 3600 / 60);
-	else if (s >= 60)
-		snprintf(buf, n, "%lldm", s / 60);
-	else
-		snprintf(buf, n, "%llds", s);
-}
-
 /* N hex digits of S at I; -1 on a non-hex character. */
 static long long hex_field(const char *s, size_t i, size_t n)
 {

@@ -19,9 +19,6 @@ int duration_parse(const char *s, long long *seconds);
 /* SECONDS written back in the largest unit that divides it: "30d", "90m", "45s". */
 void duration_format(long long seconds, char *buf, size_t n);
 
-/* A coarse age for people: "3d 4h", "12m", "45s". */
-void age_format(double seconds, char *buf, size_t n);
-
 /*
  * The time in a version 6 UUID (RFC 9562), as Unix seconds. LangGraph's
  * savers make every checkpoint_id one. False when S is not a v6 UUID.

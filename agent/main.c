@@ -27,6 +27,10 @@ static const char usage_text[] =
 	"  rollback --to V [--set S] [--dry-run] [--purge]\n"
 	"                                              run down files to version V (-1: all)\n"
 	"  check [--format text|json|prometheus]       one health probe, Nagios-style\n"
+	"  prune [--strategy delete|keep-latest] [--older-than DURATION | --thread ID...]\n"
+	"        [--batch N] [--max-duration SECONDS] [--lock-timeout MS] [--dry-run]\n"
+	"                                              remove old threads (retention)\n"
+	"  usage [--json]                              where the space goes: tables, thread ages\n"
 	"  run [--cycles N] [--interval-ms MS]         the systemd service (the two options are\n"
 	"                                              for tests and benchmarks: stop after N\n"
 	"                                              cycles; cycle every MS milliseconds)\n"
@@ -40,7 +44,8 @@ static const char usage_text[] =
 	"The database is database.uri in the config, or CHECKPOINT_DB_URI.\n"
 	"Exit codes: 0 ok, 64 usage, 65 schema differs, 69 database unreachable,\n"
 	"70 step failed or refused, 75 lock timeout, 78 config error;\n"
-	"status: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown.\n";
+	"status: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown;\n"
+	"prune: 65 a schema version it does not know, 75 another pruner or rows left locked.\n";
 
 static int usage_error(const char *what)
 {
@@ -60,10 +65,12 @@ static const struct command {
 	{ "verify", cmd_verify },
 	{ "rollback", cmd_rollback },
 	{ "check", cmd_check },
+	{ "prune", cmd_prune },
+	{ "usage", cmd_usage },
 	{ "run", NULL },		/* the service: it re-reads its config on SIGHUP */
 };
 
-#define COMMAND_NAMES "migrate, status, verify, rollback, check and run"
+#define COMMAND_NAMES "migrate, status, verify, rollback, check, prune, usage and run"
 
 static const struct command *find_command(const char *name)
 {
