@@ -38,6 +38,7 @@ static const struct {
 	{ "lock_waits", check_lock_waits },
 	{ "disk", check_disk },
 	{ "size", check_size },
+	{ "bloat", check_bloat },
 	{ "wraparound", check_wraparound },
 };
 
