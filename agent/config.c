@@ -49,7 +49,7 @@ void config_defaults(struct config *c)
 		.pool_usage_warn_pct = 80, .pool_usage_crit_pct = 95,
 		.wraparound_warn = 500000000LL, .wraparound_crit = 1000000000LL,
 		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
-		.dead_tuples_warn_pct = 20, .dead_tuples_crit_pct = 50, .dead_tuples_min = 10000,
+		.dead_tuples_warn_pct = 30, .dead_tuples_crit_pct = 60, .dead_tuples_min = 10000,
 		.vacuum_age_warn_s = 86400, .vacuum_age_crit_s = 7 * 86400,
 	};
 	c->retention_strategy = xstrdup("delete");

@@ -420,8 +420,11 @@ static int walk_set(struct set_run *r, char **cursor, double now)
 		size_t n = 0, cap = 0;
 
 		if (walk_next(&w, &v, &n, &cap) != 0) {
-			rc = db_lost(r->conn) ? EXIT_UNREACHABLE : EXIT_STEP;
 			walk_threads_free(v, n);
+			if (must_stop(r))
+				break;	/* the stop cancelled the query */
+			log_error("finding old threads failed: %s", w.error);
+			rc = db_lost(r->conn) ? EXIT_UNREACHABLE : EXIT_STEP;
 			break;
 		}
 		for (size_t i = 0; i < n && rc == 0; i++) {

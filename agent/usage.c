@@ -119,6 +119,7 @@ static int read_ages(PGconn *conn, enum walk_table table, const char *schema, do
 		size_t n = 0, cap = 0;
 
 		if (walk_next(&w, &v, &n, &cap) != 0) {
+			log_error("reading the threads failed: %s", w.error);
 			walk_threads_free(v, n);
 			rc = -1;
 			break;

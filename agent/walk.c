@@ -58,6 +58,7 @@ void walk_free(struct walk *w)
 	free(w->after_thread);
 	free(w->cursor_thread);
 	free(w->cursor_ns);
+	free(w->error);
 	walk_thread_clear(&w->pending);
 	memset(w, 0, sizeof(*w));
 }
@@ -201,9 +202,15 @@ static PGresult *run_chunk(struct walk *w)
 		params[1] = w->after_thread;
 		nparams = 2;
 	}
-	res = db_query(w->conn, sql, nparams, params);
+	res = PQexecParams(w->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	free(sql);
 	w->queries++;
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		free(w->error);
+		w->error = db_error_text(res, w->conn);
+		PQclear(res);
+		return NULL;
+	}
 	return res;
 }
 

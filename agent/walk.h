@@ -43,6 +43,7 @@ struct walk {
 	struct walk_thread pending;	/* its namespaces may go on in the next chunk */
 	bool have_pending;
 	long long queries;
+	char *error;		/* why the last query failed */
 };
 
 /* AFTER: start after this thread_id (a sweep resuming), or NULL. */
@@ -51,8 +52,9 @@ void walk_free(struct walk *w);
 
 /*
  * Appends the next complete threads to *OUT (*N of them, *CAP allocated).
- * Returns 0; at the end w->done is set (and *N may be 0). Returns -1 after
- * logging when a query fails.
+ * Returns 0; at the end w->done is set (and *N may be 0). Returns -1 when a
+ * query fails, with the server's reason in w->error (not logged: a walk
+ * cancelled by a stop is no error).
  */
 int walk_next(struct walk *w, struct walk_thread **out, size_t *n, size_t *cap);
 
