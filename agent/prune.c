@@ -10,10 +10,10 @@
  * commit is simply a new checkpoint of a thread whose history is gone, as
  * when an application resumes a thread just after its TTL removed it.
  *
- * Failures of one batch: a lock wait beyond lock_timeout (or a deadlock)
- * rolls back and tries again twice with backoff, then leaves the threads
- * (counted as busy); a statement beyond statement_timeout splits the batch
- * in halves, down to one thread, which is then left and counted. Anything
+ * Failures of one batch: a lock wait beyond lock_timeout (or a deadlock),
+ * or a statement beyond statement_timeout, rolls back and splits the batch
+ * in halves, down to one thread; a single thread is tried three times for
+ * locks (then left and counted as busy) or left at once for time. Anything
  * else stops the run with the server's reason.
  */
 #include "prune.h"
@@ -52,6 +52,7 @@ struct set_run {
 	const char *batch_name, *arrivals_name;
 	char *last_done;		/* the last thread a finished batch covered */
 	long long pruned_here;
+	int busy_streak;		/* threads left in a row because of locks */
 	bool stop;
 };
 
@@ -286,7 +287,42 @@ out:
 	return oc;
 }
 
-/* Runs a batch to its end: retries, splits. 0, or an exit code. */
+static int run_batch(struct set_run *r, const char **ids, const char **newest, size_t n);
+
+/* Runs the two halves of a batch that could not run whole. */
+static int split(struct set_run *r, const char **ids, const char **newest, size_t n)
+{
+	size_t half = n / 2;
+	int rc = run_batch(r, ids, newest, half);
+
+	return rc != 0 || r->stop ? rc : run_batch(r, ids + half, newest + half, n - half);
+}
+
+/*
+ * A thread whose rows stayed locked through every try is left. Three such
+ * threads in a row mean the locks are not on a few rows (a table lock, a
+ * migration): the run stops rather than wait on every thread.
+ */
+static void leave_locked(struct set_run *r, const char *id)
+{
+	log_warning("thread %s was left: its rows stayed locked by another session through %d tries of %d ms; "
+		    "run prune again later", id, LOCK_TRIES, r->o->lock_timeout_ms);
+	r->t->skipped_busy++;
+	if (++r->busy_streak >= LOCK_TRIES) {
+		log_warning("%d threads in a row stayed locked: stopping; find the session that holds the locks "
+			    "(pg_locks) and run prune again", r->busy_streak);
+		r->t->stop_reason = "the rows stayed locked by another session";
+		r->t->stopped = true;
+		r->stop = true;
+	}
+}
+
+/*
+ * Runs a batch to its end. A batch that waits too long for a lock, or
+ * outlasts statement_timeout, is split in halves, so that one busy or huge
+ * thread does not hold back the others; a single thread is retried (locks)
+ * or left (time). 0, or an exit code.
+ */
 static int run_batch(struct set_run *r, const char **ids, const char **newest, size_t n)
 {
 	int lock_tries = 0;
@@ -294,35 +330,30 @@ static int run_batch(struct set_run *r, const char **ids, const char **newest, s
 	while (n > 0) {
 		switch (try_batch(r, ids, newest, &n)) {
 		case OUT_DONE:
+			r->busy_streak = 0;
 			report_progress(r);
 			return 0;
 		case OUT_ARRIVALS:
 			continue;
 		case OUT_LOCKED:
+			if (n > 1) {
+				log_info("a batch of %zu threads waited more than %d ms for a lock; trying it in halves", n,
+					 r->o->lock_timeout_ms);
+				return split(r, ids, newest, n);
+			}
 			if (++lock_tries < LOCK_TRIES) {
-				log_info("a batch of %zu threads waited more than %d ms for a lock; trying again",
-					 n, r->o->lock_timeout_ms);
 				sleep_ms(250LL * lock_tries);
 				continue;
 			}
-			log_warning("%zu threads were left: their rows stayed locked by another session through %d "
-				    "tries of %d ms each (starting with %s); run prune again later", n, LOCK_TRIES,
-				    r->o->lock_timeout_ms, ids[0]);
-			r->t->skipped_busy += (long long)n;
+			leave_locked(r, ids[0]);
 			return 0;
 		case OUT_TIMEOUT:
-			if (n == 1) {
-				log_warning("thread %s was left: pruning it alone takes longer than statement_timeout "
-					    "(%d ms); raise database.statement_timeout to prune it", ids[0],
-					    r->cfg->statement_timeout);
-				r->t->skipped_timeout++;
-				return 0;
-			} else {
-				size_t half = n / 2;
-				int rc = run_batch(r, ids, newest, half);
-
-				return rc != 0 || r->stop ? rc : run_batch(r, ids + half, newest + half, n - half);
-			}
+			if (n > 1)
+				return split(r, ids, newest, n);
+			log_warning("thread %s was left: pruning it alone takes longer than statement_timeout (%d ms); "
+				    "raise database.statement_timeout to prune it", ids[0], r->cfg->statement_timeout);
+			r->t->skipped_timeout++;
+			return 0;
 		case OUT_CANCELED:
 			return 0;
 		case OUT_LOST:
