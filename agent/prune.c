@@ -50,6 +50,7 @@ struct set_run {
 	char *batch_sql;		/* prepared as batch_name */
 	char *arrivals_sql;		/* prepared as arrivals_name */
 	const char *batch_name, *arrivals_name;
+	int prepared;			/* how many of the two are */
 	char *last_done;		/* the last thread a finished batch covered */
 	long long pruned_here;
 	int busy_streak;		/* threads left in a row because of locks */
@@ -238,6 +239,43 @@ static void tally(struct set_run *r, const PGresult *res)
 	t->batches++;
 }
 
+/*
+ * Prepares the set's two statements, at the first batch (after the first
+ * decision: preparing takes the tables' locks, and may wait for them).
+ * Planning them once saves a good part of every batch's time.
+ */
+static enum outcome prepare(struct set_run *r)
+{
+	const char *names[2] = { r->batch_name, r->arrivals_name }, *sqls[2] = { r->batch_sql, r->arrivals_sql };
+
+	for (int i = r->prepared; i < 2; i++) {
+		PGresult *res = PQprepare(r->conn, names[i], sqls[i], 2, NULL);
+
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			enum outcome oc = classify(r, res, "preparing prune's statements");
+
+			PQclear(res);
+			return oc;
+		}
+		PQclear(res);
+		r->prepared = i + 1;
+	}
+	return OUT_DONE;
+}
+
+static void unprepare(struct set_run *r)
+{
+	const char *names[2] = { r->batch_name, r->arrivals_name };
+
+	for (int i = 0; i < r->prepared && !db_lost(r->conn); i++) {
+		char *sql = xasprintf("DEALLOCATE %s", names[i]);
+
+		exec_quiet(r->conn, sql);
+		free(sql);
+	}
+	r->prepared = 0;
+}
+
 /* One try of a batch; on OUT_ARRIVALS the threads that got new rows are gone from IDS. */
 static enum outcome try_batch(struct set_run *r, const char **ids, const char **newest, size_t *n)
 {
@@ -248,6 +286,8 @@ static enum outcome try_batch(struct set_run *r, const char **ids, const char **
 	PGresult *res = NULL, *arr = NULL;
 	long long t0 = now_ms();
 
+	if (r->prepared < 2 && (oc = prepare(r)) != OUT_DONE)
+		goto out;
 	if (!dry && !exec_quiet(r->conn, "BEGIN")) {
 		oc = classify(r, NULL, "BEGIN");
 		goto out;
@@ -507,34 +547,6 @@ static int list_set(struct set_run *r, bool *found)
 	return rc;
 }
 
-/* Prepares the set's two statements once: planning them is a good part of a batch's time. */
-static int prepare(struct set_run *r)
-{
-	const char *names[2] = { r->batch_name, r->arrivals_name }, *sqls[2] = { r->batch_sql, r->arrivals_sql };
-
-	for (int i = 0; i < 2; i++) {
-		PGresult *res = PQprepare(r->conn, names[i], sqls[i], 2, NULL);
-
-		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-			enum outcome oc = classify(r, res, "preparing prune's statements");
-
-			PQclear(res);
-			return oc == OUT_LOST ? EXIT_UNREACHABLE : EXIT_STEP;
-		}
-		PQclear(res);
-	}
-	return 0;
-}
-
-static void unprepare(struct set_run *r)
-{
-	char *sql = xasprintf("DEALLOCATE %s; DEALLOCATE %s", r->batch_name, r->arrivals_name);
-
-	if (!db_lost(r->conn))
-		exec_quiet(r->conn, sql);
-	free(sql);
-}
-
 static int prune_set(PGconn *conn, const struct config *cfg, struct prune_opts *o, const struct prune_hooks *h,
 		     struct prune_totals *t, enum walk_table table, bool *found, double now)
 {
@@ -559,10 +571,9 @@ static int prune_set(PGconn *conn, const struct config *cfg, struct prune_opts *
 		r.batch_sql = prune_sql_agentos_batch(r.qschema, o->strategy, o->dry_run);
 		r.arrivals_sql = prune_sql_agentos_arrivals(r.qschema, o->strategy);
 	}
-	rc = prepare(&r);
-	if (rc == 0 && o->nthreads > 0)
+	if (o->nthreads > 0)
 		rc = list_set(&r, found);
-	else if (rc == 0)
+	else
 		rc = walk_set(&r, table == WALK_LANGGRAPH ? &o->cursor_langgraph : &o->cursor_agentos, now);
 	unprepare(&r);
 	PQfreemem(r.qschema);
