@@ -221,8 +221,7 @@ test_10_a_checkpoint_written_after_the_decision_survives() {
 }
 
 test_11_a_writer_racing_a_long_prune_loses_nothing() {
-	tl_psql_app -v schema=public -v prefix=fill- -v threads=600 -v steps=2 -v age_seconds=3456000 -v payload=1 \
-		-f "$TL_ROOT/tests/lib/gen-checkpoints.sql" >/dev/null || fail "generating fill threads"
+	tl_gen_threads fill- 600 2 3456000 || fail "generating fill threads"
 	judge --action seed --prefix zz-race- --count 10 --age-days 40 || fail "seeding race threads"
 	local out=$WORK/long.out threads pid writer
 	threads=$(seq -s, -f 'zz-race-%g' 1 10)

@@ -37,10 +37,9 @@ tearDown() {
 	tl_session_close
 }
 
-# gen PREFIX THREADS STEPS AGE_SECONDS: synthetic threads, written as the application's role.
+# gen PREFIX THREADS STEPS AGE_SECONDS: synthetic threads (tl_gen_threads).
 gen() {
-	tl_psql_app -v schema=public -v prefix="$1" -v threads="$2" -v steps="$3" -v age_seconds="$4" -v payload=2 \
-		-f "$TL_ROOT/tests/lib/gen-checkpoints.sql" >/dev/null || fail "generating $1 threads failed"
+	tl_gen_threads "$@" || fail "generating $1 threads failed"
 }
 
 # rows PREFIX: "checkpoints blobs writes" of the threads whose id starts with PREFIX.
