@@ -110,6 +110,19 @@ generate() {
 		count(*) FROM checkpoint_writes") writes"
 }
 
+# usage_figures: `usage` before any pruning: its output, the time of its walk
+# over every thread (--top 0: no full scan) and with the largest threads.
+usage_figures() {
+	local t0 t1 t2
+	t0=$(now)
+	"$root/agent/checkpoint-agent" -c "$conf" usage --top 0 >/dev/null || die "usage --top 0 failed"
+	t1=$(now)
+	"$root/agent/checkpoint-agent" -c "$conf" usage --top 5 >"$work/usage.out" || die "usage failed"
+	t2=$(now)
+	USAGE_WALK=$(echo "$t1 - $t0" | bc)
+	USAGE_FULL=$(echo "$t2 - $t1" | bc)
+}
+
 # The writer: the JS saver's put (upsert the changed channels' blobs, then the
 # checkpoint, in one transaction) and putWrites (two writes, another
 # transaction), on a random young thread, with a UUIDv6 id of now.
@@ -157,11 +170,12 @@ start_writer() {
 	kill -0 "$writer_pid" 2>/dev/null || die "pgbench stopped: $(cat "$work/pgbench.out")"
 }
 
-# pgbench loses its last buffered log lines when interrupted: the writer runs
-# on for a while after the last phase, so only that tail is lost.
+# pgbench loses its last buffered log lines when stopped: the writer runs on
+# for a while after the last phase, so only that tail is lost. (SIGTERM: a
+# background job of a script ignores SIGINT.)
 stop_writer() {
 	[ -n "$writer_pid" ] || return 0
-	pkill -INT -P "$writer_pid" pgbench 2>/dev/null || true
+	pkill -TERM -P "$writer_pid" pgbench 2>/dev/null || true
 	wait "$writer_pid" 2>/dev/null || true
 	writer_pid=
 }
@@ -225,6 +239,7 @@ main() {
 	require_tools
 	start_database
 	generate
+	usage_figures
 	start_writer
 	settle
 	local b0 b1 peer_line prune_line
@@ -265,6 +280,9 @@ report() {
 	printf 'peer: selecting the old threads took %.1f s of its %.1f s\n' "$(cat "$work/peer.select_seconds")" \
 		"$(echo "$pt1 - $pt0" | bc)"
 	printf 'prune: %s\n' "$(grep -E 'transactions' "$work/prune.out" | sed 's/^ *//')"
+	printf '\nusage before pruning (its walk of every thread, --top 0: %.2f s; with the 5 largest threads: %.1f s):\n' \
+		"$USAGE_WALK" "$USAGE_FULL"
+	cat "$work/usage.out"
 }
 
 main "$@"
