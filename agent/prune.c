@@ -639,8 +639,8 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 
 /* ---- the schema, the lock, the run ---- */
 
-/* Is SET at a version prune knows? 0, EXIT_SCHEMA, or an error code. */
-static int check_set(PGconn *conn, const struct config *cfg, const char *name, int min)
+/* Is SET at a version prune knows (MIN or later)? 0, EXIT_SCHEMA, or an error code; *RECORDED its version. */
+static int check_set(PGconn *conn, const struct config *cfg, const char *name, int min, int *recorded)
 {
 	const struct set_def *set = set_find(name);
 	struct set_state st;
@@ -661,20 +661,27 @@ static int check_set(PGconn *conn, const struct config *cfg, const char *name, i
 			  st.recorded < 0 ? "not there" : "at an early version", set_schema_name(set, cfg), min);
 		rc = EXIT_SCHEMA;
 	}
+	*recorded = st.recorded;
 	set_state_free(&st);
 	return rc;
 }
 
-static int check_schema(PGconn *conn, const struct config *cfg)
+/* Every configured set at a version prune knows; *STORE_TTL: the store has expires_at (v2). */
+static int check_schema(PGconn *conn, const struct config *cfg, bool *store_ttl)
 {
-	int rc = 0;
+	int rc = 0, v = -1;
 
+	*store_ttl = false;
 	if (config_has_set(cfg, "langgraph"))
-		rc = check_set(conn, cfg, "langgraph", 3);
+		rc = check_set(conn, cfg, "langgraph", 3, &v);
 	if (rc == 0 && config_has_set(cfg, "agentos"))
-		rc = check_set(conn, cfg, "agentos", 1);
-	if (rc == 0 && config_has_set(cfg, "langgraph-store"))
-		rc = check_set(conn, cfg, "langgraph-store", 2);
+		rc = check_set(conn, cfg, "agentos", 1, &v);
+	if (rc == 0 && config_has_set(cfg, "langgraph-store")) {
+		rc = check_set(conn, cfg, "langgraph-store", 0, &v);
+		*store_ttl = rc == 0 && v >= 2;
+		if (rc == 0 && !*store_ttl)
+			log_info("the store is at version %d, before its TTL columns (v2): it has no expired rows", v);
+	}
 	return rc;
 }
 
@@ -741,14 +748,14 @@ static int prepare_session(PGconn *conn, int lock_timeout_ms)
 int prune_run(PGconn *conn, const struct config *cfg, struct prune_opts *o, const struct prune_hooks *h,
 	      struct prune_totals *t)
 {
-	bool *found = xcalloc(o->nthreads + 1, sizeof(bool));
+	bool *found = xcalloc(o->nthreads + 1, sizeof(bool)), store_ttl;
 	double now = 0.0;
 	int rc;
 
 	memset(t, 0, sizeof(*t));
 	t->started_ms = now_ms();
 	t->phase = "starting";
-	if ((rc = check_schema(conn, cfg)) != 0 || (rc = prepare_session(conn, o->lock_timeout_ms)) != 0 ||
+	if ((rc = check_schema(conn, cfg, &store_ttl)) != 0 || (rc = prepare_session(conn, o->lock_timeout_ms)) != 0 ||
 	    (rc = read_clock_and_estimate(conn, cfg, &now, &t->estimate)) != 0) {
 		free(found);
 		return rc;
@@ -763,7 +770,7 @@ int prune_run(PGconn *conn, const struct config *cfg, struct prune_opts *o, cons
 		rc = prune_set(conn, cfg, o, h, t, WALK_LANGGRAPH, found, now);
 	if (rc == 0 && config_has_set(cfg, "agentos"))
 		rc = prune_set(conn, cfg, o, h, t, WALK_AGENTOS, found, now);
-	if (rc == 0 && o->nthreads == 0 && config_has_set(cfg, "langgraph-store"))
+	if (rc == 0 && o->nthreads == 0 && store_ttl)
 		rc = prune_store(conn, cfg, o, h, t);
 	for (size_t i = 0; i < o->nthreads; i++) {
 		if (!found[i]) {

@@ -212,7 +212,7 @@ struct prune_args {
 	bool have_older_than;
 };
 
-static int parse_option(int c, const char *arg, const struct config *cfg, struct prune_args *a)
+static int parse_option(int c, const char *arg, struct prune_args *a)
 {
 	long long n;
 	int rc = 0;
@@ -257,7 +257,6 @@ static int parse_option(int c, const char *arg, const struct config *cfg, struct
 		a->o.dry_run = true;
 		return 0;
 	default:
-		(void)cfg;
 		return usage_bad_option("prune", arg);
 	}
 }
@@ -281,7 +280,7 @@ static int parse_prune_args(const struct config *cfg, int argc, char **argv, str
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		if (c == '?')
 			return usage_bad_option("prune", argv[optind - 1]);
-		if ((rc = parse_option(c, optarg, cfg, a)) != 0)
+		if ((rc = parse_option(c, optarg, a)) != 0)
 			return rc;
 	}
 	if (optind < argc)
