@@ -84,7 +84,6 @@ void check_bloat(struct probe *p, struct check_result *r)
 	const struct config *cfg = p->cfg;
 	const struct check_thresholds *t = &cfg->checks;
 	struct bloat_run br;
-	char warn[24], crit[24];
 
 	memset(&br, 0, sizeof(br));
 	sb_init(&br.msg);
@@ -96,6 +95,8 @@ void check_bloat(struct probe *p, struct check_result *r)
 			bloat_one_table(p, r, &br, set_schema_name(set, cfg), *tb);
 	}
 	if (r->status == CHECK_OK) {
+		char warn[24], crit[24];
+
 		human_age((double)t->vacuum_age_warn_s, warn, sizeof(warn));
 		human_age((double)t->vacuum_age_crit_s, crit, sizeof(crit));
 		result_set(r, br.status, "%s (dead warn %d%%, crit %d%%; vacuum age warn %s, crit %s; judged from %lld "

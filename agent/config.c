@@ -50,7 +50,7 @@ void config_defaults(struct config *c)
 		.wraparound_warn = 500000000LL, .wraparound_crit = 1000000000LL,
 		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
 		.dead_tuples_warn_pct = 30, .dead_tuples_crit_pct = 60, .dead_tuples_min = 10000,
-		.vacuum_age_warn_s = 86400, .vacuum_age_crit_s = 7 * 86400,
+		.vacuum_age_warn_s = 86400, .vacuum_age_crit_s = 7LL * 86400,
 	};
 	c->retention_strategy = xstrdup("delete");
 	c->retention_ttl = 0;

@@ -19,7 +19,7 @@ static long long unit_seconds(char u)
 	case 'm': return 60;
 	case 'h': return 3600;
 	case 'd': return 86400;
-	case 'w': return 7 * 86400;
+	case 'w': return 7LL * 86400;
 	default: return 0;
 	}
 }

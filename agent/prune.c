@@ -267,7 +267,7 @@ static void unprepare(struct set_run *r)
 {
 	const char *names[2] = { r->batch_name, r->arrivals_name };
 
-	for (int i = 0; i < r->prepared && !db_lost(r->conn); i++) {
+	for (int i = 0; i < 2 && i < r->prepared && !db_lost(r->conn); i++) {
 		char *sql = xasprintf("DEALLOCATE %s", names[i]);
 
 		exec_quiet(r->conn, sql);
@@ -598,7 +598,7 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 	r.h = h;
 	r.t = t;
 	r.conn = conn;
-	snprintf(limit, sizeof(limit), "%d", o->batch * PRUNE_STORE_ROWS_PER_THREAD);
+	snprintf(limit, sizeof(limit), "%lld", (long long)o->batch * PRUNE_STORE_ROWS_PER_THREAD);
 	t->phase = "expiring store rows";
 	while (!must_stop(&r)) {
 		PGresult *res = PQexecParams(conn, sql, o->dry_run ? 0 : 1, NULL, params, NULL, NULL, 0);
@@ -611,7 +611,7 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 			t->batches++;
 			PQclear(res);
 			report_progress(&r);
-			if (o->dry_run || n < o->batch * PRUNE_STORE_ROWS_PER_THREAD)
+			if (o->dry_run || n < (long long)o->batch * PRUNE_STORE_ROWS_PER_THREAD)
 				break;
 			continue;
 		}

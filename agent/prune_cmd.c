@@ -187,13 +187,13 @@ static int prune_usage(const char *arg, const char *why)
 /* A whole number from MIN to MAX. */
 static int parse_number(const char *opt, const char *v, long long min, long long max, long long *out)
 {
-	char *end, *why;
+	char *end;
 	long long n;
 
 	errno = 0;
 	n = strtoll(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || n < min || n > max) {
-		char *arg = xasprintf("%s %s", opt, v);
+		char *arg = xasprintf("%s %s", opt, v), *why;
 		int rc;
 
 		why = xasprintf("must be a whole number from %lld to %lld", min, max);
@@ -273,11 +273,13 @@ static int parse_prune_args(const struct config *cfg, int argc, char **argv, str
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
-	int c, rc;
+	int c;
 
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		int rc;
+
 		if (c == '?')
 			return usage_bad_option("prune", argv[optind - 1]);
 		if ((rc = parse_option(c, optarg, a)) != 0)

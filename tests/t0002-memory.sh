@@ -100,11 +100,12 @@ test_07_valgrind_prune_and_usage() {
 }
 
 test_08_asan_run_with_ttl_sweeps() {
-	local sweep_conf
-	sweep_conf=$(tl_tmpdir)/sweep.conf
+	local dir sweep_conf
+	dir=$(tl_tmpdir)
+	sweep_conf=$dir/sweep.conf
 	cat "$conf" >"$sweep_conf"
 	cat >>"$sweep_conf" <<-CONF
-		service: { state_file = "$(dirname "$sweep_conf")/state"; data_directory = "$TL_PGDATA"; };
+		service: { state_file = "$dir/state"; data_directory = "$TL_PGDATA"; };
 		retention: { ttl = "30d"; sweep_interval = "1s"; batch = 5; };
 	CONF
 	tl_gen_threads old- 40 2 $((40 * 86400)) || fail "gen"

@@ -327,9 +327,10 @@ test_13_progress_in_status_and_on_a_terminal() {
 }
 
 test_14_errors_carry_their_priority_in_the_journal() {
-	local err=$WORK/journal.err
+	local err=$WORK/journal.err stream
 	: >"$err"
-	JOURNAL_STREAM=$(stat -c '%d:%i' "$err") "$TL_AGENT" -c "$CONF" prune --batch 0 >/dev/null 2>>"$err"
+	stream=$(stat -c '%d:%i' "$err")
+	JOURNAL_STREAM=$stream "$TL_AGENT" -c "$CONF" prune --batch 0 >/dev/null 2>>"$err"
 	assertEquals "usage error exit" 64 $?
 	assertTrue "the error line is <3>: $(cat "$err")" "grep -q '^<3>prune: --batch 0' '$err'"
 	assertEquals "every line has a priority" "" "$(grep -v '^<[0-7]>' "$err")"

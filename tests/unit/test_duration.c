@@ -16,11 +16,11 @@ static void durations_parse(void)
 {
 	long long s = -1;
 
-	CHECK(duration_parse("30d", &s) == 0 && s == 30 * 86400);
-	CHECK(duration_parse("12h", &s) == 0 && s == 12 * 3600);
-	CHECK(duration_parse("90m", &s) == 0 && s == 90 * 60);
+	CHECK(duration_parse("30d", &s) == 0 && s == 30LL * 86400);
+	CHECK(duration_parse("12h", &s) == 0 && s == 12LL * 3600);
+	CHECK(duration_parse("90m", &s) == 0 && s == 90LL * 60);
 	CHECK(duration_parse("45s", &s) == 0 && s == 45);
-	CHECK(duration_parse("2w", &s) == 0 && s == 14 * 86400);
+	CHECK(duration_parse("2w", &s) == 0 && s == 14LL * 86400);
 	CHECK(duration_parse("0s", &s) == 0 && s == 0);
 }
 
@@ -42,9 +42,9 @@ static void durations_format(void)
 {
 	char b[32];
 
-	duration_format(30 * 86400, b, sizeof(b));
+	duration_format(30LL * 86400, b, sizeof(b));
 	CHECK_STR(b, "30d");
-	duration_format(14 * 86400, b, sizeof(b));
+	duration_format(14LL * 86400, b, sizeof(b));
 	CHECK_STR(b, "2w");
 	duration_format(5400, b, sizeof(b));
 	CHECK_STR(b, "90m");
@@ -100,8 +100,8 @@ static void retention_settings(void)
 	CHECK(load("retention: { strategy = \"keep_latest\"; ttl = \"30d\"; sweep_interval = 15; sweep_limit = 10;"
 		   " batch = 5; };\n", &c) == 0);
 	CHECK_STR(c.retention_strategy, "keep_latest");
-	CHECK(c.retention_ttl == 30 * 86400);
-	CHECK(c.retention_sweep_interval == 15 * 60);	/* a number is minutes, as on the platform */
+	CHECK(c.retention_ttl == 30LL * 86400);
+	CHECK(c.retention_sweep_interval == 15LL * 60);	/* a number is minutes, as on the platform */
 	CHECK(c.retention_sweep_limit == 10 && c.retention_batch == 5);
 	config_free(&c);
 	CHECK(load("retention: { strategy = \"keep-latest\"; ttl = \"\"; };\n", &c) == 0);
