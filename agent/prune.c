@@ -485,6 +485,7 @@ static int walk_set(struct set_run *r, char **cursor, double now)
 
 	memset(&p, 0, sizeof(p));
 	walk_init(&w, r->conn, r->table, r->schema, *cursor);
+	w.need_older = r->o->strategy == PRUNE_KEEP_LATEST;
 	r->t->phase = "scanning";
 	while (!w.done && rc == 0 && !must_stop(r)) {
 		struct walk_thread *v = NULL;

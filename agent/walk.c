@@ -99,8 +99,12 @@ static const char *start_condition(const struct walk *w)
 static char *langgraph_sql(const struct walk *w)
 {
 	const char *r = w->rel;
+	char *older = w->need_older ? xasprintf("EXISTS (SELECT 1 FROM %s c3 WHERE c3.thread_id = p.thread_id"
+						 " AND c3.checkpoint_ns = p.checkpoint_ns"
+						 " AND c3.checkpoint_id <> l.checkpoint_id)", r) : xstrdup("false");
+	char *sql;
 
-	return xasprintf(
+	sql = xasprintf(
 		"WITH RECURSIVE pairs(thread_id, checkpoint_ns) AS ("
 		" (SELECT thread_id, checkpoint_ns FROM %s %s ORDER BY thread_id, checkpoint_ns LIMIT 1)"
 		" UNION ALL"
@@ -112,13 +116,14 @@ static char *langgraph_sql(const struct walk *w)
 		"  CASE WHEN l.checkpoint_id !~* '^[0-9a-f]{8}-[0-9a-f]{4}-6' THEN"
 		"   (SELECT max(c2.checkpoint->>'ts') FROM %s c2"
 		"    WHERE c2.thread_id = p.thread_id AND c2.checkpoint_ns = p.checkpoint_ns) END,"
-		"  EXISTS (SELECT 1 FROM %s c3 WHERE c3.thread_id = p.thread_id AND c3.checkpoint_ns = p.checkpoint_ns"
-		"   AND c3.checkpoint_id <> l.checkpoint_id)"
+		"  %s"
 		" FROM (SELECT * FROM pairs LIMIT $1) p, LATERAL"
 		"  (SELECT c.checkpoint_id, c.checkpoint->>'ts' AS ts FROM %s c"
 		"   WHERE c.thread_id = p.thread_id AND c.checkpoint_ns = p.checkpoint_ns"
 		"   ORDER BY c.checkpoint_id DESC LIMIT 1) l",
-		r, start_condition(w), r, r, r, r);
+		r, start_condition(w), r, r, older, r);
+	free(older);
+	return sql;
 }
 
 static char *agentos_sql(const struct walk *w)

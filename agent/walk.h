@@ -27,7 +27,7 @@ struct walk_thread {
 	 */
 	char *newest;
 	double newest_time;	/* Unix seconds; < 0 when no clock could be read */
-	bool has_older;		/* some namespace holds more than one checkpoint */
+	bool has_older;		/* some namespace holds more than one checkpoint (with need_older) */
 	int namespaces;
 };
 
@@ -44,6 +44,7 @@ struct walk {
 	bool have_pending;
 	long long queries;
 	char *error;		/* why the last query failed */
+	bool need_older;	/* fill has_older (one more probe per namespace) */
 };
 
 /* AFTER: start after this thread_id (a sweep resuming), or NULL. */
