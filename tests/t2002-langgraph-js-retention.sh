@@ -162,10 +162,13 @@ test_08_a_thread_by_id() {
 	assertEquals "young-1 and young-2 as before: $JS_OUT" 0 "$JS_RC"
 }
 
-# hold SQL: a superuser session that runs SQL (taking a lock) and stays open until tearDown.
+# hold SQL: a superuser session that runs SQL (taking a lock, in a transaction
+# it leaves open) and stays open until tearDown; returns once it holds it.
 hold() {
 	tl_session_open t2002-holder tl_psql_super
 	tl_session_sql "$1"
+	tl_wait_for 20 "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 't2002-holder'
+		AND state = 'idle in transaction'" || fail "the holding session did not take its lock"
 }
 
 # wait_prune_blocked: until the agent's session waits for a lock.
@@ -183,7 +186,10 @@ race_one() {
 	before=$(tl_sql "SELECT count(*) FROM checkpoints WHERE thread_id = '$thread'")
 	hold "$3"
 	out=$WORK/prune.$thread.out
-	"$TL_AGENT" -c "$CONF" prune --thread "$thread" --strategy "$strategy" --lock-timeout 20000 >"$out" 2>&1 &
+	# The statement waits while node starts and writes: statement_timeout well above that.
+	sed 's/connect_timeout = 5;/connect_timeout = 5; statement_timeout = 60000;/' "$CONF" >"$WORK/race.conf"
+	"$TL_AGENT" -c "$WORK/race.conf" prune --thread "$thread" --strategy "$strategy" --lock-timeout 50000 \
+		>"$out" 2>&1 &
 	local pid=$!
 	wait_prune_blocked
 	# The client writes while prune waits: put (checkpoints, blobs), then putWrites.
@@ -221,14 +227,14 @@ test_10_a_checkpoint_written_after_the_decision_survives() {
 }
 
 test_11_a_writer_racing_a_long_prune_loses_nothing() {
-	tl_gen_threads fill- 600 2 3456000 || fail "generating fill threads"
+	tl_gen_threads fill- 300 2 3456000 || fail "generating fill threads"
 	judge --action seed --prefix zz-race- --count 10 --age-days 40 || fail "seeding race threads"
 	local out=$WORK/long.out threads pid writer
 	threads=$(seq -s, -f 'zz-race-%g' 1 10)
 	# zz-race-* come last in the walk: the writer starts after the decision.
 	"$TL_AGENT" -c "$CONF" prune --older-than 30d --batch 2 >"$out" 2>&1 &
 	pid=$!
-	tl_wait_for 20 "SELECT count(*) < 1100 FROM checkpoints WHERE thread_id LIKE 'fill-%'" ||
+	tl_wait_for 20 "SELECT count(*) < 560 FROM checkpoints WHERE thread_id LIKE 'fill-%'" ||
 		fail "prune did not start on the fill threads"
 	PGPASSFILE=$TL_PGPASSFILE "$JS_NODE" "$JUDGE" --uri "$TL_DB_URI" --action writer --threads "$threads" \
 		--duration-ms 4000 --file "$WORK/written.long" >"$WORK/writer.long.out" 2>&1 &
