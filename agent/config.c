@@ -36,6 +36,11 @@ void config_defaults(struct config *c)
 	c->state_file = xstrdup("/var/lib/checkpoint-agent/state");
 	c->metrics_file = xstrdup("");
 	c->data_directory = xstrdup("");
+	c->backup_info_file = xstrdup("");
+	c->backup_drill_file = xstrdup("");
+	c->backup_repo_path = xstrdup("");
+	c->backup_stanza = xstrdup("");
+	c->backup_interval_hours = 24;
 
 	c->checks = (struct check_thresholds){
 		.connect_warn_ms = 1000, .connect_crit_ms = 4000,
@@ -51,6 +56,9 @@ void config_defaults(struct config *c)
 		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
 		.dead_tuples_warn_pct = 30, .dead_tuples_crit_pct = 60, .dead_tuples_min = 10000,
 		.vacuum_age_warn_s = 86400, .vacuum_age_crit_s = 7LL * 86400,
+		.backup_age_warn_pct = 150, .backup_age_crit_pct = 300,
+		.archive_age_warn_s = 900, .archive_age_crit_s = 3600,
+		.drill_age_warn_days = 45,
 	};
 	c->retention_strategy = xstrdup("delete");
 	c->retention_ttl = 0;
@@ -75,6 +83,10 @@ void config_free(struct config *c)
 	free(c->metrics_file);
 	free(c->data_directory);
 	free(c->retention_strategy);
+	free(c->backup_info_file);
+	free(c->backup_drill_file);
+	free(c->backup_repo_path);
+	free(c->backup_stanza);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -119,6 +131,11 @@ static const struct option options[] = {
 	{ "service", "state_file", K_STRING, OFF(state_file), 0, 0 },
 	{ "service", "metrics_file", K_STRING, OFF(metrics_file), 0, 0 },
 	{ "service", "data_directory", K_STRING, OFF(data_directory), 0, 0 },
+	{ "backup", "info_file", K_STRING, OFF(backup_info_file), 0, 0 },
+	{ "backup", "drill_file", K_STRING, OFF(backup_drill_file), 0, 0 },
+	{ "backup", "repo_path", K_STRING, OFF(backup_repo_path), 0, 0 },
+	{ "backup", "stanza", K_STRING, OFF(backup_stanza), 0, 0 },
+	{ "backup", "interval_hours", K_INT, OFF(backup_interval_hours), 1, 8760 },
 	{ "checks", "connect_warn_ms", K_INT, CHK(connect_warn_ms), 1, 3600000 },
 	{ "checks", "connect_crit_ms", K_INT, CHK(connect_crit_ms), 1, 3600000 },
 	{ "checks", "query_warn_ms", K_INT, CHK(query_warn_ms), 1, 3600000 },
@@ -151,6 +168,11 @@ static const struct option options[] = {
 	{ "retention", "sweep_interval", K_DURATION, OFF(retention_sweep_interval), 1, 7LL * 86400 },
 	{ "retention", "sweep_limit", K_INT, OFF(retention_sweep_limit), 1, 10000000 },
 	{ "retention", "batch", K_INT, OFF(retention_batch), 1, 10000 },
+	{ "checks", "backup_age_warn_pct", K_INT, CHK(backup_age_warn_pct), 1, 100000 },
+	{ "checks", "backup_age_crit_pct", K_INT, CHK(backup_age_crit_pct), 1, 100000 },
+	{ "checks", "archive_age_warn", K_INT, CHK(archive_age_warn_s), 1, 8640000 },
+	{ "checks", "archive_age_crit", K_INT, CHK(archive_age_crit_s), 1, 8640000 },
+	{ "checks", "drill_age_warn_days", K_INT, CHK(drill_age_warn_days), 1, 3650 },
 };
 
 static const char *const known_sets[] = { "langgraph", "langgraph-store", "agentos" };
@@ -294,7 +316,7 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 		const char *gname = config_setting_name(grp);
 
 		if (gname == NULL || !known_group(gname) || !config_setting_is_group(grp)) {
-			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service, checks and retention",
+			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service, backup, checks and retention",
 				  file, config_setting_source_line(grp), gname ? gname : "?");
 			return EXIT_CONFIG;
 		}
@@ -327,7 +349,8 @@ static int check_consistency(const char *file, struct config *c)
 	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||
 	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
 	    t->growth_warn_mb > t->growth_crit_mb || t->dead_tuples_warn_pct > t->dead_tuples_crit_pct ||
-	    t->vacuum_age_warn_s > t->vacuum_age_crit_s) {
+	    t->vacuum_age_warn_s > t->vacuum_age_crit_s || t->backup_age_warn_pct > t->backup_age_crit_pct ||
+	    t->archive_age_warn_s > t->archive_age_crit_s) {
 		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
 			  "warnings must come first (for free space: warn above crit)", file);
 		return EXIT_CONFIG;

@@ -484,7 +484,8 @@ static int walk_set(struct set_run *r, char **cursor, double now)
 	int rc = 0;
 
 	memset(&p, 0, sizeof(p));
-	walk_init(&w, r->conn, r->table, r->schema, *cursor);
+	if (walk_init(&w, r->conn, r->table, r->schema, *cursor) != 0)
+		return EXIT_CONFIG;
 	w.need_older = r->o->strategy == PRUNE_KEEP_LATEST;
 	r->t->phase = "scanning";
 	while (!w.done && rc == 0 && !must_stop(r)) {
@@ -562,7 +563,8 @@ static int prune_set(PGconn *conn, const struct config *cfg, struct prune_opts *
 	r.t = t;
 	r.table = table;
 	r.schema = table == WALK_LANGGRAPH ? cfg->schema : cfg->agentos_schema;
-	r.qschema = db_ident(conn, r.schema);
+	if ((r.qschema = db_ident(conn, r.schema)) == NULL)
+		return EXIT_CONFIG;
 	r.batch_name = "cpa_prune_batch";
 	r.arrivals_name = "cpa_prune_arrivals";
 	if (table == WALK_LANGGRAPH) {
@@ -588,11 +590,15 @@ static int prune_set(PGconn *conn, const struct config *cfg, struct prune_opts *
 static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts *o, const struct prune_hooks *h,
 		       struct prune_totals *t)
 {
-	char *q = db_ident(conn, cfg->schema), *sql = prune_sql_store_batch(q, o->dry_run), limit[24];
+	char *q = db_ident(conn, cfg->schema), *sql, limit[24];
 	const char *params[1] = { limit };
 	struct set_run r;
 	long long n;
 	int rc = 0, tries = 0;
+
+	if (q == NULL)
+		return EXIT_CONFIG;
+	sql = prune_sql_store_batch(q, o->dry_run);
 
 	memset(&r, 0, sizeof(r));
 	r.o = o;

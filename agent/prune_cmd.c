@@ -10,6 +10,7 @@
  * kills it; an interrupted batch rolls back).
  */
 #include "agent.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "duration.h"
@@ -257,36 +258,67 @@ static int parse_option(int c, const char *arg, struct prune_args *a)
 		a->o.dry_run = true;
 		return 0;
 	default:
-		return usage_bad_option("prune", arg);
+		return cli_bad_option("prune", arg);
 	}
 }
 
+static const struct option prune_longopts[] = {
+	{ "strategy", required_argument, NULL, 's' },
+	{ "older-than", required_argument, NULL, 'o' },
+	{ "thread", required_argument, NULL, 't' },
+	{ "batch", required_argument, NULL, 'b' },
+	{ "max-duration", required_argument, NULL, 'm' },
+	{ "lock-timeout", required_argument, NULL, 'l' },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char prune_help[] =
+	"usage: checkpoint-agent prune [--strategy delete|keep-latest]\n"
+	"         [--older-than DURATION | --thread ID...] [--batch N]\n"
+	"         [--max-duration SECONDS] [--lock-timeout MS] [--dry-run]\n"
+	"\n"
+	"Removes old threads of the langgraph and agentos sets, and the store's\n"
+	"expired rows, in batches of short transactions. A thread that receives a\n"
+	"checkpoint while it is pruned keeps it.\n"
+	"\n"
+	"Options:\n"
+	"  --strategy delete       a thread older than the TTL goes whole (default;\n"
+	"                          retention.strategy in the config)\n"
+	"  --strategy keep-latest  such a thread keeps its newest checkpoint per\n"
+	"                          namespace; threads with delta channels are skipped\n"
+	"  --older-than DURATION   age of a thread's newest checkpoint: 30d, 12h, 90m\n"
+	"                          (s, m, h, d, w); default retention.ttl\n"
+	"  --thread ID             prune this thread whatever its age (repeatable)\n"
+	"  --batch N               threads per transaction, 1 to 10000 (default\n"
+	"                          retention.batch, 50)\n"
+	"  --max-duration SECONDS  stop after this long; the next run goes on\n"
+	"  --lock-timeout MS       lock_timeout of each batch, 10 to 600000 (default 2000)\n"
+	"  --dry-run               count what would go: threads, rows, bytes\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 done, 64 usage, 65 a schema version it does not know (nothing\n"
+	"changed), 69 unreachable, 70 a statement failed, 75 another pruner runs or\n"
+	"rows stayed locked, 78 config, 130/143 stopped by SIGINT/SIGTERM.\n";
+
+const struct command_info prune_info = { "", prune_longopts, prune_help };
+
 static int parse_prune_args(const struct config *cfg, int argc, char **argv, struct prune_args *a)
 {
-	static const struct option longopts[] = {
-		{ "strategy", required_argument, NULL, 's' },
-		{ "older-than", required_argument, NULL, 'o' },
-		{ "thread", required_argument, NULL, 't' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "max-duration", required_argument, NULL, 'm' },
-		{ "lock-timeout", required_argument, NULL, 'l' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 }
-	};
 	int c;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+", prune_longopts, NULL)) != -1) {
 		int rc;
 
 		if (c == '?')
-			return usage_bad_option("prune", argv[optind - 1]);
+			return cli_bad_option("prune", argv[optind - 1]);
 		if ((rc = parse_option(c, optarg, a)) != 0)
 			return rc;
 	}
 	if (optind < argc)
-		return usage_bad_option("prune", argv[optind]);
+		return cli_bad_option("prune", argv[optind]);
 	if (a->have_older_than && a->threads.n > 0)
 		return prune_usage("--thread", "names threads to prune whatever their age; leave out --older-than");
 	if (!a->have_older_than && a->threads.n == 0) {

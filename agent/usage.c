@@ -11,6 +11,7 @@
  * Its queries run with statement_timeout raised to 10 minutes.
  */
 #include "agent.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "duration.h"
@@ -24,6 +25,7 @@
 #include "walk.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,9 +76,19 @@ struct usage {
 static int read_table(PGconn *conn, struct table_usage *t)
 {
 	char *rel = xasprintf("%s.%s", t->schema, t->table);
-	char *qs = db_ident(conn, t->schema), *qt = db_ident(conn, t->table), *q = xasprintf("%s.%s", qs, qt);
-	const char *params[1] = { q };
-	PGresult *res = db_query(conn,
+	char *qs = db_ident(conn, t->schema), *qt = db_ident(conn, t->table), *q;
+	const char *params[1];
+	PGresult *res;
+
+	if (qs == NULL || qt == NULL) {
+		free(rel);
+		PQfreemem(qs);
+		PQfreemem(qt);
+		return -1;
+	}
+	q = xasprintf("%s.%s", qs, qt);
+	params[0] = q;
+	res = db_query(conn,
 		"SELECT greatest(c.reltuples, 0)::bigint, coalesce(s.n_live_tup, 0), coalesce(s.n_dead_tup, 0),"
 		" pg_relation_size(c.oid), coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0),"
 		" pg_indexes_size(c.oid), pg_total_relation_size(c.oid),"
@@ -113,7 +125,8 @@ static int read_ages(PGconn *conn, enum walk_table table, const char *schema, do
 	struct walk w;
 	int rc = 0;
 
-	walk_init(&w, conn, table, schema, NULL);
+	if (walk_init(&w, conn, table, schema, NULL) != 0)
+		return -1;
 	while (!w.done) {
 		struct walk_thread *v = NULL;
 		size_t n = 0, cap = 0;
@@ -149,6 +162,8 @@ static int read_top(PGconn *conn, const char *schema, int top, struct usage *u)
 	const char *params[1] = { limit };
 	PGresult *res;
 
+	if (q == NULL)
+		return -1;
 	snprintf(limit, sizeof(limit), "%d", top);
 	sql = xasprintf(
 		"WITH sizes AS (SELECT thread_id, sum(bytes) AS bytes, sum(cps) AS cps FROM ("
@@ -185,8 +200,13 @@ static int read_top(PGconn *conn, const char *schema, int top, struct usage *u)
 
 static int read_store(PGconn *conn, const char *schema, struct usage *u)
 {
-	char *q = db_ident(conn, schema), *sql = xasprintf("SELECT count(*) FROM %s.store WHERE expires_at < now()", q);
-	PGresult *res = db_query(conn, sql, 0, NULL);
+	char *q = db_ident(conn, schema), *sql;
+	PGresult *res;
+
+	if (q == NULL)
+		return -1;
+	sql = xasprintf("SELECT count(*) FROM %s.store WHERE expires_at < now()", q);
+	res = db_query(conn, sql, 0, NULL);
 
 	free(sql);
 	PQfreemem(q);
@@ -406,30 +426,55 @@ static void usage_free(struct usage *u)
 	free(u->top);
 }
 
+static const struct option usage_longopts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "top", required_argument, NULL, 't' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char usage_help[] =
+	"usage: checkpoint-agent usage [--json] [--top N]\n"
+	"\n"
+	"Where the space goes: each checkpoint table's size (heap, indexes, TOAST),\n"
+	"its live and dead rows and last vacuum, the threads by the age of their\n"
+	"newest checkpoint, and the largest threads. Read-only.\n"
+	"\n"
+	"Options:\n"
+	"  --json           one JSON object on stdout\n"
+	"  --top N          the N largest threads, 0 to 1000 (default 10; 0 skips them)\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 ok, 64 usage, 69 unreachable, 70 a query failed, 78 config.\n";
+
+const struct command_info usage_info = { "", usage_longopts, usage_help };
+
 static int usage_args(int argc, char **argv, bool *json, int *top)
 {
-	for (int i = 1; i < argc; i++) {
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", usage_longopts, NULL)) != -1) {
 		char *end;
 		long v;
 
-		if (strcmp(argv[i], "--json") == 0) {
+		if (c == 'j') {
 			*json = true;
 			continue;
 		}
-		if (strcmp(argv[i], "--top") != 0)
-			return usage_bad_option("usage", argv[i]);
-		if (i + 1 >= argc) {
-			log_error("usage: --top needs a number (0 skips the largest threads)");
-			return EXIT_USAGE;
-		}
+		if (c != 't')
+			return cli_bad_option("usage", argv[optind - 1]);
 		errno = 0;
-		v = strtol(argv[++i], &end, 10);
-		if (errno != 0 || *end != '\0' || end == argv[i] || v < 0 || v > 1000) {
-			log_error("usage: --top %s: must be a whole number from 0 to 1000", argv[i]);
+		v = strtol(optarg, &end, 10);
+		if (errno != 0 || *end != '\0' || end == optarg || v < 0 || v > 1000) {
+			log_error("usage: --top %s: must be a whole number from 0 to 1000 (0 skips the largest threads)",
+				  optarg);
 			return EXIT_USAGE;
 		}
 		*top = (int)v;
 	}
+	if (optind < argc)
+		return cli_bad_option("usage", argv[optind]);
 	return 0;
 }
 

@@ -25,17 +25,20 @@
 
 #define WALK_CHUNK 1000
 
-void walk_init(struct walk *w, PGconn *conn, enum walk_table table, const char *schema, const char *after)
+int walk_init(struct walk *w, PGconn *conn, enum walk_table table, const char *schema, const char *after)
 {
 	char *s = db_ident(conn, schema);
 
 	memset(w, 0, sizeof(*w));
+	if (s == NULL)
+		return -1;
 	w->conn = conn;
 	w->table = table;
 	w->rel = xasprintf("%s.checkpoints", s);
 	w->chunk = WALK_CHUNK;
 	w->after_thread = after && *after ? xstrdup(after) : NULL;
 	PQfreemem(s);
+	return 0;
 }
 
 void walk_thread_clear(struct walk_thread *t)
@@ -260,9 +263,16 @@ int walk_next(struct walk *w, struct walk_thread **out, size_t *n, size_t *cap)
 int walk_lookup(PGconn *conn, enum walk_table table, const char *schema, const char *const *ids, size_t nids,
 		struct walk_thread **out, size_t *n)
 {
-	char *s = db_ident(conn, schema), *arr = pg_text_array(ids, nids), *sql;
-	const char *params[1] = { arr };
+	char *s = db_ident(conn, schema), *arr, *sql;
+	const char *params[1];
 	PGresult *res;
+
+	*out = NULL;
+	*n = 0;
+	if (s == NULL)
+		return -1;
+	arr = pg_text_array(ids, nids);
+	params[0] = arr;
 
 	if (table == WALK_LANGGRAPH)
 		sql = xasprintf("SELECT t.id, (SELECT max(c.checkpoint_id COLLATE \"C\") FROM %s.checkpoints c"
@@ -277,8 +287,6 @@ int walk_lookup(PGconn *conn, enum walk_table table, const char *schema, const c
 	free(sql);
 	free(arr);
 	PQfreemem(s);
-	*out = NULL;
-	*n = 0;
 	if (res == NULL)
 		return -1;
 	*out = xcalloc((size_t)PQntuples(res), sizeof(**out));

@@ -48,7 +48,8 @@ struct walk {
 };
 
 /* AFTER: start after this thread_id (a sweep resuming), or NULL. */
-void walk_init(struct walk *w, PGconn *conn, enum walk_table table, const char *schema, const char *after);
+/* 0, or -1 after logging when the schema's name cannot be quoted. */
+int walk_init(struct walk *w, PGconn *conn, enum walk_table table, const char *schema, const char *after);
 void walk_free(struct walk *w);
 
 /*

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t3005-check-bloat: the bloat check driven into OK, WARNING and CRITICAL on
+# t3006-check-bloat: the bloat check driven into OK, WARNING and CRITICAL on
 # a real cluster: dead tuples as a share of a checkpoint table (deletes with
 # autovacuum off on the table), a table never vacuumed, the time since the
 # last vacuum, and its figures in JSON and in the Prometheus output
