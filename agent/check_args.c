@@ -34,6 +34,7 @@ static const struct {
 	{ "lock_waits", "lock_waits_warn", "lock_waits_crit", "waiting sessions" },
 	{ "disk", "disk_free_warn_pct", "disk_free_crit_pct", "percent free space (lower is worse)" },
 	{ "size", "growth_warn_mb", "growth_crit_mb", "MiB of growth per hour" },
+	{ "bloat", "dead_tuples_warn_pct", "dead_tuples_crit_pct", "percent of a table's tuples that are dead" },
 	{ "wraparound", "wraparound_warn", "wraparound_crit", "transactions of age(datfrozenxid)" },
 	{ "backup", "backup_age_warn_pct", "backup_age_crit_pct", "percent of backup.interval_hours (the newest backup's age)" },
 };
