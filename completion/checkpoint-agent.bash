@@ -4,8 +4,8 @@
 # itself. tests/t0003-install.sh checks that the command and check names
 # here are the agent's own.
 
-_checkpoint_agent_commands="migrate status verify rollback check run help"
-_checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size wraparound backup"
+_checkpoint_agent_commands="migrate status verify rollback check prune usage run help"
+_checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size bloat wraparound backup"
 _checkpoint_agent_sets="langgraph langgraph-store agentos"
 
 # _checkpoint_agent_options COMMAND: the options of COMMAND, and after it the
@@ -18,6 +18,8 @@ _checkpoint_agent_options() {
 	verify) echo "$common" ;;
 	rollback) echo "--to --set --dry-run --purge $common" ;;
 	check) echo "--format --only --skip --warning --critical -w -c $common" ;;
+	prune) echo "--strategy --older-than --thread --batch --max-duration --lock-timeout --dry-run $common" ;;
+	usage) echo "--json --top $common" ;;
 	run) echo "--cycles --interval-ms $common" ;;
 	help) echo "" ;;
 	"") echo "--config --verbose --help --version -c -v -h -V" ;;
@@ -51,7 +53,7 @@ _checkpoint_agent() {
 	done
 	# Values of the option just typed.
 	case "$cmd:$prev" in
-	*:--config | :-c | migrate:-c | status:-c | verify:-c | rollback:-c | run:-c)
+	*:--config | :-c | migrate:-c | status:-c | verify:-c | rollback:-c | prune:-c | usage:-c | run:-c)
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return
 		;;
@@ -67,11 +69,16 @@ _checkpoint_agent() {
 		_checkpoint_agent_list "$cur" "$_checkpoint_agent_checks"
 		return
 		;;
+	prune:--strategy)
+		mapfile -t COMPREPLY < <(compgen -W "delete keep-latest" -- "$cur")
+		return
+		;;
 	migrate:--set | rollback:--set)
 		mapfile -t COMPREPLY < <(compgen -W "$_checkpoint_agent_sets" -- "$cur")
 		return
 		;;
-	*:--to | *:--cycles | *:--interval-ms | check:-w | check:-c | check:--warning | check:--critical)
+	*:--to | *:--cycles | *:--interval-ms | prune:--older-than | prune:--thread | prune:--batch | prune:--max-duration | \
+		prune:--lock-timeout | usage:--top | check:-w | check:-c | check:--warning | check:--critical)
 		return
 		;;
 	esac
