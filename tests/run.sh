@@ -5,7 +5,8 @@
 #   tests/run.sh                 every suite
 #   tests/run.sh t1 t3001        only suites whose names start with these
 #
-# Environment: TL_SUITE_TIMEOUT (seconds per suite, default 900).
+# Environment: TL_SUITE_TIMEOUT (seconds per suite; default a suite's own
+# "# suite-timeout: N" header line, else 900).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -52,6 +53,14 @@ suite_selected() {
 	return 1
 }
 
+# suite_timeout SUITE: TL_SUITE_TIMEOUT, else the suite's own "# suite-timeout: N"
+# (the end-to-end suites that provision a whole server), else 900 seconds.
+suite_timeout() {
+	local own
+	own=$(sed -n 's/^# suite-timeout: \([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
+	printf '%s\n' "${TL_SUITE_TIMEOUT:-${own:-900}}"
+}
+
 run_suite() {
 	local suite=$1 name before after start rc
 	name=$(basename "$suite")
@@ -59,7 +68,7 @@ run_suite() {
 	before=$(wc -l <"$results")
 	start=$(date +%s)
 	set +e
-	timeout --kill-after=30 "${TL_SUITE_TIMEOUT:-900}" bash "$suite" </dev/null 2>&1 | tee "$suite_log"
+	timeout --kill-after=30 "$(suite_timeout "$suite")" bash "$suite" </dev/null 2>&1 | tee "$suite_log"
 	rc=${PIPESTATUS[0]}
 	set -e
 	grep -a 'ASSERT' "$suite_log" | sed "s/^/$name: /" >>"$asserts" || true

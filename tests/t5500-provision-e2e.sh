@@ -30,6 +30,8 @@
 #     reports it; restore.sh's bad input exits 64/65/69 and changes nothing.
 # The tests share one container and run in order.
 
+#
+# suite-timeout: 1800 (tests/run.sh: it provisions a whole server, several times)
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 # shellcheck source=tests/lib/container.sh

@@ -17,6 +17,8 @@
 # check mode, a tuning change, relocation of a second cluster that holds
 # data, then the application's connection with the stored password.
 
+#
+# suite-timeout: 1500 (tests/run.sh: it provisions a whole server, several times)
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 # shellcheck source=tests/lib/container.sh
