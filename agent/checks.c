@@ -10,6 +10,7 @@
  */
 #include "check_probe.h"
 #include "db.h"
+#include "leader.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -39,13 +40,14 @@ static const struct {
 	{ "disk", check_disk },
 	{ "size", check_size },
 	{ "wraparound", check_wraparound },
+	{ "replication", check_replication },
 };
 
 /* A check that cannot run for want of a connection. */
 static void check_without_connection(struct probe *p, struct check_result *r, check_fn fn)
 {
-	if (fn == check_disk) {
-		check_disk(p, r);
+	if (fn == check_disk || (fn == check_replication && node_uri_set(p->cfg))) {
+		fn(p, r);
 	} else if (fn == check_pool && slots_exhausted(p->cc->connect_error)) {
 		result_set(r, CHECK_CRITICAL, "no connection slot is free for the application role: %s",
 			   p->cc->connect_error);
@@ -68,6 +70,20 @@ static void reset_transaction(PGconn *conn)
 	PQclear(res);
 }
 
+/*
+ * The checks' own commits (the heartbeat) do not wait for synchronous
+ * standbys: a missing one would hang the run, which statement_timeout does
+ * not end. The replication check reports a missing synchronous standby.
+ */
+static void commit_locally(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "SET synchronous_commit = local");
+
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warning("cannot set synchronous_commit for the checks: %s", PQerrorMessage(conn));
+	PQclear(res);
+}
+
 void checks_run(const struct config *cfg, const struct check_conn *cc, struct check_report *rep)
 {
 	struct probe p;
@@ -83,6 +99,7 @@ void checks_run(const struct config *cfg, const struct check_conn *cc, struct ch
 		const char *host = PQhost(p.conn);
 
 		reset_transaction(p.conn);
+		commit_locally(p.conn);
 		p.db_key = xasprintf("%s:%s/%s", host && *host ? host : "localhost", PQport(p.conn), PQdb(p.conn));
 		if (cfg->state_file[0] != '\0' && state_read(cfg->state_file, &p.state, &p.state_error) != 0)
 			log_warning("%s; the growth is measured from now on", p.state_error);

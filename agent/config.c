@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "agent.h"
+#include "http.h"
 #include "log.h"
 #include "util.h"
 
@@ -21,6 +22,7 @@ void config_defaults(struct config *c)
 	c->connect_timeout = 5;
 	c->statement_timeout = 5000;
 	c->application_name = xstrdup("checkpoint-agent");
+	c->node_uri = xstrdup("");
 	c->sets = xcalloc(1, sizeof(char *));
 	c->sets[0] = xstrdup("langgraph");
 	c->nsets = 1;
@@ -35,6 +37,7 @@ void config_defaults(struct config *c)
 	c->state_file = xstrdup("/var/lib/checkpoint-agent/state");
 	c->metrics_file = xstrdup("");
 	c->data_directory = xstrdup("");
+	c->http_listen = xstrdup("");
 
 	c->checks = (struct check_thresholds){
 		.connect_warn_ms = 1000, .connect_crit_ms = 4000,
@@ -48,6 +51,9 @@ void config_defaults(struct config *c)
 		.pool_usage_warn_pct = 80, .pool_usage_crit_pct = 95,
 		.wraparound_warn = 500000000LL, .wraparound_crit = 1000000000LL,
 		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
+		.sync_standbys_min = 0,
+		.replication_lag_warn_bytes = 16LL << 20, .replication_lag_crit_bytes = 256LL << 20,
+		.replication_lag_warn_s = 10, .replication_lag_crit_s = 60,
 	};
 }
 
@@ -66,6 +72,8 @@ void config_free(struct config *c)
 	free(c->state_file);
 	free(c->metrics_file);
 	free(c->data_directory);
+	free(c->node_uri);
+	free(c->http_listen);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -97,6 +105,7 @@ static const struct option options[] = {
 	{ "database", "connect_timeout", K_INT, OFF(connect_timeout), 1, 3600 },
 	{ "database", "statement_timeout", K_INT, OFF(statement_timeout), 10, 3600000 },
 	{ "database", "application_name", K_STRING, OFF(application_name), 0, 0 },
+	{ "database", "node_uri", K_STRING, OFF(node_uri), 0, 0 },
 	{ "migrations", "sets", K_SETS, OFF(sets), 0, 0 },
 	{ "migrations", "schema", K_STRING, OFF(schema), 0, 0 },
 	{ "migrations", "agentos_schema", K_STRING, OFF(agentos_schema), 0, 0 },
@@ -109,6 +118,7 @@ static const struct option options[] = {
 	{ "service", "state_file", K_STRING, OFF(state_file), 0, 0 },
 	{ "service", "metrics_file", K_STRING, OFF(metrics_file), 0, 0 },
 	{ "service", "data_directory", K_STRING, OFF(data_directory), 0, 0 },
+	{ "service", "http_listen", K_STRING, OFF(http_listen), 0, 0 },
 	{ "checks", "connect_warn_ms", K_INT, CHK(connect_warn_ms), 1, 3600000 },
 	{ "checks", "connect_crit_ms", K_INT, CHK(connect_crit_ms), 1, 3600000 },
 	{ "checks", "query_warn_ms", K_INT, CHK(query_warn_ms), 1, 3600000 },
@@ -131,6 +141,11 @@ static const struct option options[] = {
 	{ "checks", "wraparound_crit", K_INT64, CHK(wraparound_crit), 1, 2147483647LL },
 	{ "checks", "growth_warn_mb", K_INT64, CHK(growth_warn_mb), 1, 1LL << 40 },
 	{ "checks", "growth_crit_mb", K_INT64, CHK(growth_crit_mb), 1, 1LL << 40 },
+	{ "checks", "sync_standbys_min", K_INT, CHK(sync_standbys_min), 0, 100 },
+	{ "checks", "replication_lag_warn_bytes", K_INT64, CHK(replication_lag_warn_bytes), 0, 1LL << 50 },
+	{ "checks", "replication_lag_crit_bytes", K_INT64, CHK(replication_lag_crit_bytes), 0, 1LL << 50 },
+	{ "checks", "replication_lag_warn_s", K_INT, CHK(replication_lag_warn_s), 0, 864000 },
+	{ "checks", "replication_lag_crit_s", K_INT, CHK(replication_lag_crit_s), 0, 864000 },
 };
 
 static const char *const known_sets[] = { "langgraph", "langgraph-store", "agentos" };
@@ -270,7 +285,9 @@ static int check_consistency(const char *file, struct config *c)
 	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
 	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||
 	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
-	    t->growth_warn_mb > t->growth_crit_mb) {
+	    t->growth_warn_mb > t->growth_crit_mb ||
+	    t->replication_lag_warn_bytes > t->replication_lag_crit_bytes ||
+	    t->replication_lag_warn_s > t->replication_lag_crit_s) {
 		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
 			  "warnings must come first (for free space: warn above crit)", file);
 		return EXIT_CONFIG;
@@ -306,6 +323,8 @@ int config_load(const char *path, bool explicit, struct config *c)
 		config_destroy(&lc);
 		if (rc == 0)
 			rc = check_consistency(path, c);
+		if (rc == 0)
+			rc = http_listen_check(path, c->http_listen);
 		if (rc != 0)
 			return rc;
 		c->path = xstrdup(path);

@@ -23,6 +23,10 @@ struct check_thresholds {
 	int pool_usage_warn_pct, pool_usage_crit_pct;
 	long long wraparound_warn, wraparound_crit;
 	long long growth_warn_mb, growth_crit_mb;	/* table growth per check run */
+	/* replication (check_replication.c) */
+	int sync_standbys_min;			/* fewer synchronous standbys: CRITICAL */
+	long long replication_lag_warn_bytes, replication_lag_crit_bytes;
+	int replication_lag_warn_s, replication_lag_crit_s;
 };
 
 struct config {
@@ -34,6 +38,7 @@ struct config {
 	int connect_timeout;		/* seconds */
 	int statement_timeout;		/* milliseconds */
 	char *application_name;
+	char *node_uri;			/* this node's server, for the role-aware checks; "" = uri */
 
 	/* migrations */
 	char **sets;
@@ -53,6 +58,7 @@ struct config {
 	char *state_file;
 	char *metrics_file;
 	char *data_directory;
+	char *http_listen;		/* "address:port" of the HTTP listener; "" = off */
 
 	struct check_thresholds checks;
 };

@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "db.h"
+#include "leader.h"
 #include "ledger.h"
 #include "lock.h"
 #include "log.h"
@@ -244,10 +245,29 @@ int migrate_own_set(PGconn *conn, const struct config *cfg)
 	return migrate_set(conn, cfg, &agent_set, set_latest(&agent_set), false);
 }
 
+/* A standby cannot take a migration: 0 on a leader, else EXIT_LOCK (or 69/70) with the reason. */
+static int refuse_standby(PGconn *conn)
+{
+	int standby = leader_is_standby(conn);
+	char *where;
+
+	if (standby == 0)
+		return 0;
+	if (standby < 0)
+		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+	where = leader_address(conn);
+	log_error("%s is a standby (read-only): migrations run only on the leader; point database.uri at the "
+		  "cluster with target_session_attrs=read-write", where);
+	free(where);
+	return EXIT_LOCK;
+}
+
 int migrate_apply(PGconn *conn, const struct config *cfg, const struct migrate_opts *o)
 {
 	int rc;
 
+	if (!o->dry_run && (rc = refuse_standby(conn)) != 0)
+		return rc;
 	if (!o->dry_run && (rc = lock_acquire(conn, cfg->lock_timeout, progress)) != 0)
 		return rc;
 	if (!o->dry_run && step_prepare_session(conn, cfg) != 0) {
@@ -334,7 +354,8 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 		log_error("--to needs --set when several sets are configured");
 		return EXIT_USAGE;
 	}
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	/* A migration runs on the leader: on a standby, wait for one (leader.c). */
+	if ((conn = o.dry_run ? db_connect(cfg, &rc) : leader_connect(cfg, &rc)) == NULL)
 		return rc;
 	if (o.dry_run) {
 		char *target = db_redacted_target(cfg->uri);

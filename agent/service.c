@@ -15,6 +15,13 @@
  *   STOPPING=1            on SIGTERM or SIGINT; then it exits 0
  *   ERRNO=                before it exits on a fatal error
  *
+ * Following the leader. With a multi-host database.uri
+ * (target_session_attrs=read-write), every reconnect finds the current
+ * leader. A lost connection ends the wait between cycles at once (its socket
+ * is watched), reconnects are retried at most every 2 s, and a move of the
+ * leader is logged and said in STATUS=. With service.http_listen set, the
+ * HTTP listener (http.c) serves the endpoints from its own thread.
+ *
  * Threads. The main thread does all the database work. The helper thread
  * waits for signals (blocked everywhere else) and sends WATCHDOG=1. It pings
  * only while the main thread keeps its promise to make progress by a
@@ -30,6 +37,8 @@
 #include "check.h"
 #include "commands.h"
 #include "db.h"
+#include "http.h"
+#include "leader.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -51,6 +60,7 @@
 #define BACKOFF_MIN_MS 250LL
 #define BACKOFF_MAX_MS 10000LL
 #define STALL_MIN_MS 60000LL
+#define BACKOFF_MAX_MULTI_HOST_MS 2000LL	/* a cluster: its next leader may be up any second */
 
 /* ---- shared between the main thread and the helper thread ---- */
 
@@ -81,6 +91,8 @@ struct service {
 	enum check_status last_worst;
 	bool metrics_failing;
 	bool notify_failing;
+	char *server;			/* "host:port" the last connection reached */
+	char *moved;			/* "the leader moved ..." for the next STATUS= */
 };
 
 static const struct service *current;
@@ -333,10 +345,31 @@ static bool wait_interrupted(void)
 	return atomic_load(&term_pending) || (atomic_load(&hup_pending) && atomic_load(&ready_sent));
 }
 
-/* Sleeps MS, or less when a stop or reload is asked. */
+/*
+ * The checks' connection, when it can be watched between cycles: its server
+ * going away (a failover, a restart) then ends the wait at once.
+ */
+static int watched_socket(void)
+{
+	return current != NULL && current->conn != NULL && !db_lost(current->conn) ? PQsocket(current->conn) : -1;
+}
+
+/* Input on the watched socket: true when it says the connection is gone. */
+static bool connection_gone(void)
+{
+	PGnotify *n;
+
+	if (!PQconsumeInput(current->conn) || db_lost(current->conn))
+		return true;
+	while ((n = PQnotifies(current->conn)) != NULL)
+		PQfreemem(n);
+	return false;
+}
+
+/* Sleeps MS, or less when a stop or reload is asked, or the connection is lost. */
 static void wait_ms(long long ms)
 {
-	struct pollfd pfd = { wake_fd, POLLIN, 0 };
+	struct pollfd pfd[2] = { { wake_fd, POLLIN, 0 }, { watched_socket(), POLLIN, 0 } };
 	long long end = now_ms() + ms;
 	uint64_t v;
 
@@ -346,12 +379,17 @@ static void wait_ms(long long ms)
 
 		if (left <= 0)
 			break;
-		if (poll(&pfd, 1, left > 60000 ? 60000 : (int)left) == -1 && errno != EINTR) {
+		pfd[1].revents = 0;
+		if (poll(pfd, 2, left > 60000 ? 60000 : (int)left) == -1 && errno != EINTR) {
 			log_warning("poll failed: %s", strerror(errno));
 			sleep_ms(left > 1000 ? 1000 : left);
 		}
 		if (read(wake_fd, &v, sizeof(v)) == -1 && errno != EAGAIN)
 			log_warning("cannot read the eventfd: %s", strerror(errno));
+		if (pfd[1].fd >= 0 && pfd[1].revents != 0 && connection_gone()) {
+			log_notice("the database closed the connection; checking again now");
+			break;
+		}
 	}
 }
 
@@ -359,8 +397,9 @@ static void wait_ms(long long ms)
 static long long next_backoff(struct service *s)
 {
 	long long b = s->backoff_ms, d = b / 2 + random() % (b / 2 + 1);
+	long long cap = leader_host_count(s->cfg->uri) > 1 ? BACKOFF_MAX_MULTI_HOST_MS : BACKOFF_MAX_MS;
 
-	s->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
+	s->backoff_ms = b * 2 > cap ? cap : b * 2;
 	return d;
 }
 
@@ -374,6 +413,20 @@ static void close_conn(struct service *s)
 	s->conn = NULL;
 }
 
+/* Notes which server a new connection reached; a different one than before means the leader moved. */
+static void follow_leader(struct service *s)
+{
+	char *now = leader_address(s->conn);
+
+	if (s->server != NULL && strcmp(s->server, now) != 0) {
+		log_notice("the leader moved: from %s to %s; the agent follows it", s->server, now);
+		free(s->moved);
+		s->moved = xasprintf("leader moved from %s to %s; ", s->server, now);
+	}
+	free(s->server);
+	s->server = now;
+}
+
 /* Opens the checks' connection; on failure S->connect_error says why. */
 static bool open_conn(struct service *s)
 {
@@ -382,12 +435,15 @@ static bool open_conn(struct service *s)
 	close_conn(s);
 	free(s->connect_error);
 	s->connect_error = NULL;
-	promise(2000LL * s->cfg->connect_timeout + 10000LL);
+	/* libpq tries each host of a multi-host URI in turn, each within connect_timeout. */
+	promise(2000LL * s->cfg->connect_timeout * leader_host_count(s->cfg->uri) + 10000LL);
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	s->conn = db_connect_quiet(s->cfg, &s->connect_rc, &s->connect_error);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	s->connect_ms = (double)(b.tv_sec - a.tv_sec) * 1000.0 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 	set_cancel_handle(s->conn);
+	if (s->conn != NULL)
+		follow_leader(s);
 	return s->conn != NULL;
 }
 
@@ -457,6 +513,14 @@ static void mark_up(struct service *s)
 	s->backoff_ms = BACKOFF_MIN_MS;
 }
 
+static long long interval_of(const struct service *s);
+
+/* How long a cycle's result stays the answer of /ready: three intervals and a stalled step. */
+static long long fresh_ms(const struct service *s)
+{
+	return 3 * interval_of(s) + step_bound_ms(s->cfg);
+}
+
 /* One cycle: reconnect when needed, run the checks, report. Returns the delay before the next one. */
 static long long cycle(struct service *s, long long interval)
 {
@@ -487,12 +551,15 @@ static long long cycle(struct service *s, long long interval)
 			    (now_ms() - s->down_since) / 1000, s->attempts, (double)delay / 1000.0,
 			    s->connect_error ? s->connect_error : summary);
 	} else {
-		status_line(s, "%s%s", s->recovered ? s->recovered : "", summary);
+		status_line(s, "%s%s%s", s->moved ? s->moved : "", s->recovered ? s->recovered : "", summary);
 		free(s->recovered);
 		s->recovered = NULL;
+		free(s->moved);
+		s->moved = NULL;
 	}
 	log_transition(s, &rep, summary);
 	write_metrics(s, &rep);
+	http_publish(&rep, fresh_ms(s));
 	free(summary);
 	check_report_free(&rep);
 	return delay;
@@ -567,6 +634,7 @@ static int first_checks(struct service *s, long long limit)
 		if (!open_conn(s))
 			return 1;
 		run_checks(s, &rep);
+		http_publish(&rep, fresh_ms(s));
 		summary = report_summary(&rep);
 		if (rep.worst != CHECK_CRITICAL) {
 			notify(s, "READY=1");
@@ -650,9 +718,12 @@ static void reload(struct service *s)
 		       s->config_path);
 		return;
 	}
+	http_stop();		/* its thread reads the config being replaced */
 	config_free(s->cfg);
 	*s->cfg = fresh;
 	close_conn(s);		/* the database settings may have changed */
+	if (http_start(s->cfg) != 0)
+		log_error("reloaded without the HTTP listener (above); fix service.http_listen and reload again");
 	log_notice("reloaded %s", s->config_path);
 	notify(s, "READY=1\nSTATUS=reloaded %s", s->config_path);
 }
@@ -751,13 +822,18 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 	checks_set_tick(on_check_tick);
 	migrate_set_progress(on_migrate_progress);
 
-	rc = start_up(&s);
+	/* Started after start_helper: its thread inherits the blocked signals. */
+	if (http_start(cfg) != 0)
+		rc = fatal(&s, EXIT_CONFIG, EADDRNOTAVAIL, "cannot start the HTTP listener (service.http_listen)");
+	else
+		rc = start_up(&s);
 	if (rc == 0 && !atomic_load(&term_pending))
 		rc = main_loop(&s);
 	if (rc == 0) {
 		notify(&s, "STOPPING=1\nSTATUS=stopping");
 		log_notice("stopping");
 	}
+	http_shutdown();
 	close_conn(&s);
 	checks_set_tick(NULL);
 	migrate_set_progress(NULL);
@@ -765,5 +841,7 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 	stop_helper(helper);
 	free(s.connect_error);
 	free(s.recovered);
+	free(s.server);
+	free(s.moved);
 	return rc;
 }

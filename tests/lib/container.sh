@@ -79,6 +79,9 @@ TC_DOWNLOAD_PACKAGES=(
 	# Ansible inside the container: its apt module needs python3-apt, the
 	# postgresql modules psycopg2, become_user to postgres needs setfacl.
 	ansible python3-apt python3-psycopg2 acl
+	# The Patroni cluster suite (t6600): Patroni, etcd, the agent's HTTP
+	# listener, and sshd (the playbook reaches the three nodes over ssh).
+	patroni etcd-server etcd-client libmicrohttpd-dev openssh-server
 )
 
 TC_PID=
