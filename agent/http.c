@@ -261,10 +261,6 @@ static int parse_lag(const char *v, double *bytes, double *seconds)
 	return -1;
 }
 
-struct request {
-	bool body;		/* the client sent a body */
-};
-
 /* Counts the query parameters other than ALLOWED (NULL: none allowed). */
 struct args_seen {
 	const char *allowed;
@@ -413,7 +409,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  const char *version, const char *upload_data, size_t *upload_data_size,
 				  void **con_cls)
 {
-	static struct request first = { false }, with_body = { true };
+	static char first, with_body;	/* markers: the request began; it came with a body */
 	bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0, options = strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0;
 
 	(void)cls;
@@ -430,7 +426,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	}
 	if (!head && !options && strcmp(method, MHD_HTTP_METHOD_GET) != 0)
 		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET, HEAD and OPTIONS are served", false);
-	if (((struct request *)*con_cls)->body)
+	if (*con_cls == &with_body)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "a request body is not accepted", options);
 	return route(c, url, options);
 }

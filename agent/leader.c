@@ -73,14 +73,16 @@ PGconn *leader_connect(const struct config *cfg, int *rc)
 
 	for (;;) {
 		char *why = NULL, *where;
-		/* Once waiting, a failed connect (no leader yet, mid-failover) is part of the wait. */
-		PGconn *conn = waiting ? db_connect_quiet(cfg, rc, &why) : db_connect(cfg, rc);
+		PGconn *conn;
 		int standby;
 
-		if (conn == NULL) {
-			if (!waiting || *rc != EXIT_UNREACHABLE || now_ms() >= deadline) {
-				if (why != NULL)
-					log_error("%s", why);
+		if (!waiting) {
+			if ((conn = db_connect(cfg, rc)) == NULL)
+				return NULL;
+		} else if ((conn = db_connect_quiet(cfg, rc, &why)) == NULL) {
+			/* Once waiting, a failed connect (no leader yet, mid-failover) is part of the wait. */
+			if (*rc != EXIT_UNREACHABLE || now_ms() >= deadline) {
+				log_error("%s", why);
 				free(why);
 				return NULL;
 			}
