@@ -179,13 +179,19 @@ tc__build_base() {
 	tl_log "container: base root ready: $(cat "$base/complete")"
 }
 
-# tc__prune_bases KEEP: remove every other base and failed builds (under the
-# exclusive lock, so no build or copy is running).
+# tc__prune_bases KEEP: remove failed builds, and every other base that no
+# suite has copied for a day (under the exclusive lock, so no build or copy
+# is running). A base another checkout still uses (a different package list,
+# for instance) stays.
 tc__prune_bases() {
 	local keep=$1 d
 	for d in "$TC_ROOTFS_DIR"/"$TC_SUITE"-* "$TC_ROOTFS_DIR"/.build.*; do
 		[ -d "$d" ] || continue
 		[ "$d" = "$keep" ] && continue
+		case "$d" in
+		*/.build.*) [ -n "$(find "$d" -maxdepth 0 -mmin +180 2>/dev/null)" ] || continue ;;
+		*) [ -z "$(find "$d/used" "$d/complete" -maxdepth 0 -mmin -1440 2>/dev/null)" ] || continue ;;
+		esac
 		rm -rf --one-file-system -- "$d"
 	done
 }
@@ -319,12 +325,20 @@ tc_boot() {
 	TC_ROOT=$TC_DIR/root
 	TC_CONSOLE=$TC_DIR/console.log
 	TC_ARGS=("$@")
+	# The shared lock is held from the freshness test to the end of the
+	# copy, so no build elsewhere can swap or prune the base in between.
 	tc__lock shared || return 1
+	while ! tc__base_is_fresh "${base%/root}"; do
+		tc__unlock
+		base=$(tc_base_rootfs) || return 1
+		tc__lock shared || return 1
+	done
 	if ! cp -a --reflink=auto "$base" "$TC_ROOT"; then
 		tc__unlock
 		tl_log "tc_boot: copying $base to $TC_ROOT failed (disk full?)"
 		return 1
 	fi
+	touch "${base%/root}/used"
 	tc__unlock
 	systemd-id128 new >"$TC_ROOT/etc/machine-id" || return 1
 	printf '%s\n' "$TC_MACHINE" >"$TC_ROOT/etc/hostname"
