@@ -39,6 +39,7 @@ RUN_NO=0
 WRITER_PID=
 WRITER_LOG=
 CLUSTER_UP=
+SETUP_PIDS=()
 
 suite_setup() {
 	local i
@@ -52,7 +53,14 @@ suite_setup() {
 	for i in 0 1 2; do
 		tc_boot "t6600-${NODES[$i]}" || return 1
 		save_node "$i"
-		prepare_ssh "$i" || return 1
+	done
+	# The three installs at once: each waits mostly on dpkg.
+	for i in 0 1 2; do
+		prepare_ssh "$i" &
+		SETUP_PIDS+=("$!")
+	done
+	for i in 0 1 2; do
+		wait "${SETUP_PIDS[$i]}" || return 1
 	done
 	write_inventory || return 1
 	tl_log "suite set-up took $(($(date +%s) - SUITE_START))s"
