@@ -22,7 +22,7 @@ struct check_thresholds {
 	int inodes_free_warn_pct, inodes_free_crit_pct;
 	int pool_usage_warn_pct, pool_usage_crit_pct;
 	long long wraparound_warn, wraparound_crit;
-	long long growth_warn_mb, growth_crit_mb;	/* table growth per check run */
+	long long growth_warn_mb, growth_crit_mb;	/* table growth, MiB per hour */
 	/* replication (check_replication.c) */
 	int sync_standbys_min;			/* fewer synchronous standbys: CRITICAL */
 	long long replication_lag_warn_bytes, replication_lag_crit_bytes;

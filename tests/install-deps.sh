@@ -16,8 +16,8 @@ packages=(
 	# systemd, containers, provisioning and fleet tests
 	systemd systemd-container debootstrap redis-server redis-tools
 	ansible ansible-lint yamllint
-	# static analysis and the sanitizer/valgrind runs
-	valgrind cppcheck clang-tidy shellcheck
+	# static analysis, the sanitizer/valgrind runs, the fuzzers (libFuzzer), strace
+	valgrind cppcheck clang-tidy shellcheck clang libclang-rt-14-dev strace
 	# checks and benchmarks
 	check-postgres prometheus-postgres-exporter prometheus hyperfine
 )

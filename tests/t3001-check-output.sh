@@ -103,9 +103,10 @@ test_06_missing_role_is_critical() {
 	assertEquals "connect" CRITICAL "$(status_of connect)"
 }
 
+# A Nagios plugin's usage error is UNKNOWN (3).
 test_07_unknown_format_is_a_usage_error() {
 	tl_agent -c "$conf" check --format xml
-	assertEquals "exit code" 64 "$TL_RC"
+	assertEquals "exit code" 3 "$TL_RC"
 	assertContains "$TL_ERR" "unknown format"
 }
 

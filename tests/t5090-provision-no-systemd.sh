@@ -23,7 +23,12 @@ suite_setup() {
 	ROOT=$dir/root
 	DATA=$(tl_tmpdir) || return 1
 	OUT=$(tl_tmpdir) || return 1
-	cp -a --reflink=auto "$base" "$ROOT" || return 1
+	tc__lock shared || return 1
+	if ! cp -a --reflink=auto "$base" "$ROOT"; then
+		tc__unlock
+		return 1
+	fi
+	tc__unlock
 	mkdir -p "$ROOT/opt/checkpoint-agent" || return 1
 	tar -C "$TL_ROOT" --exclude-vcs --exclude=./agent/checkpoint-agent --exclude=./agent/sql_embed.c \
 		--exclude=./tests/unit/run-unit --exclude='*.o' --exclude=node_modules -cf - . |
