@@ -17,7 +17,7 @@ UNITDIR     ?= /etc/systemd/system
 DESTDIR     ?=
 
 CC          ?= cc
-PKGS        := libpq libconfig libsystemd libmicrohttpd
+PKGS        := libpq libconfig libsystemd libmicrohttpd json-c
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

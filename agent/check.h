@@ -48,6 +48,7 @@ struct check_report {
 	struct check_result results[CHECK_MAX];
 	size_t n;
 	enum check_status worst;	/* CRITICAL > WARNING > UNKNOWN > OK */
+	enum check_status gate_worst;	/* the same over the checks that gate readiness (not backup) */
 	double duration_s;		/* of the whole run */
 	long long finished_at;		/* Unix time, seconds */
 };

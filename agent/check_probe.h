@@ -97,5 +97,7 @@ void check_size(struct probe *p, struct check_result *r);
 void check_disk(struct probe *p, struct check_result *r);
 /* check_replication.c */
 void check_replication(struct probe *p, struct check_result *r);
+/* check_backup.c */
+void check_backup(struct probe *p, struct check_result *r);
 
 #endif

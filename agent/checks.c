@@ -26,21 +26,29 @@ void checks_set_tick(check_tick_fn fn)
 
 /* ---- the run ---- */
 
+/*
+ * gates: the check counts for the service's readiness (READY=1 waits until no
+ * such check is CRITICAL). A stale backup, a failing WAL archive, a missing
+ * synchronous standby or a lagging replica is an alarm, not a reason to keep
+ * the applications down: `backup` and `replication` do not gate.
+ */
 static const struct {
 	const char *name;
 	check_fn fn;
+	bool gates;
 } checks[] = {
-	{ "query", check_query },
-	{ "writable", check_writable },
-	{ "schema", check_schema },
-	{ "pool_headroom", check_pool },
-	{ "idle_in_transaction", check_idle_in_transaction },
-	{ "long_transactions", check_long_transactions },
-	{ "lock_waits", check_lock_waits },
-	{ "disk", check_disk },
-	{ "size", check_size },
-	{ "wraparound", check_wraparound },
-	{ "replication", check_replication },
+	{ "query", check_query, true },
+	{ "writable", check_writable, true },
+	{ "schema", check_schema, true },
+	{ "pool_headroom", check_pool, true },
+	{ "idle_in_transaction", check_idle_in_transaction, true },
+	{ "long_transactions", check_long_transactions, true },
+	{ "lock_waits", check_lock_waits, true },
+	{ "disk", check_disk, true },
+	{ "size", check_size, true },
+	{ "wraparound", check_wraparound, true },
+	{ "backup", check_backup, false },
+	{ "replication", check_replication, false },
 };
 
 /* A check that cannot run for want of a connection. */
@@ -159,8 +167,12 @@ void checks_run(const struct config *cfg, const struct check_conn *cc, struct ch
 	free(p.state_error);
 	free(p.db_key);
 	rep->worst = CHECK_OK;
+	rep->gate_worst = worse(CHECK_OK, rep->results[0].status);	/* connect */
 	for (size_t i = 0; i < rep->n; i++)
 		rep->worst = worse(rep->worst, rep->results[i].status);
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && i + 1 < rep->n; i++)
+		if (checks[i].gates)
+			rep->gate_worst = worse(rep->gate_worst, rep->results[i + 1].status);
 	rep->duration_s = (mono_ms() - t0 + (cc->persistent ? 0.0 : cc->connect_ms)) / 1000.0;
 	rep->finished_at = (long long)time(NULL);
 }

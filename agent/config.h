@@ -27,6 +27,9 @@ struct check_thresholds {
 	int sync_standbys_min;			/* fewer synchronous standbys: CRITICAL */
 	long long replication_lag_warn_bytes, replication_lag_crit_bytes;
 	int replication_lag_warn_s, replication_lag_crit_s;
+	int backup_age_warn_pct, backup_age_crit_pct;	/* newest backup's age, % of backup.interval_hours */
+	int archive_age_warn_s, archive_age_crit_s;	/* last archived segment, while one waits */
+	int drill_age_warn_days;			/* the last restore drill */
 };
 
 struct config {
@@ -59,6 +62,13 @@ struct config {
 	char *metrics_file;
 	char *data_directory;
 	char *http_listen;		/* "address:port" of the HTTP listener; "" = off */
+
+	/* backup (pgBackRest): what the backup check reads; empty info_file: not configured */
+	char *backup_info_file;
+	char *backup_drill_file;
+	char *backup_repo_path;
+	char *backup_stanza;
+	int backup_interval_hours;
 
 	struct check_thresholds checks;
 };

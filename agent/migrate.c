@@ -301,7 +301,10 @@ static const char migrate_help[] =
 	"usage: checkpoint-agent migrate [--set S] [--to V] [--dry-run]\n"
 	"\n"
 	"Applies the pending versions of the configured sets (migrations.sets), and\n"
-	"of the agent's own set, under the migration lock.\n"
+	"of the agent's own set, under the migration lock. It runs on the leader\n"
+	"only: reaching a standby (a replica of a Patroni cluster), it reconnects\n"
+	"every second for up to migrations.lock_timeout, following a multi-host\n"
+	"database.uri to a new leader, then exits 75 (--dry-run reads a standby).\n"
 	"\n"
 	"Options:\n"
 	"  -s, --set=S      only set S (langgraph, langgraph-store or agentos)\n"
@@ -310,7 +313,8 @@ static const char migrate_help[] =
 	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
 	"\n"
 	"Exit: 0 applied (or nothing to apply), 64 usage, 69 unreachable, 70 a step\n"
-	"failed (nothing of it committed), 75 lock timeout, 78 config, 130/143 stopped\n"
+	"failed (nothing of it committed), 75 lock timeout or no leader within it,\n"
+	"78 config, 130/143 stopped\n"
 	"by SIGINT/SIGTERM (the running step rolled back).\n";
 
 static const struct option longopts[] = {

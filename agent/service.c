@@ -8,6 +8,7 @@
  *   EXTEND_TIMEOUT_USEC=  before READY, while a wait or a migration still
  *                         makes progress
  *   READY=1               once migrations are applied and no check is CRITICAL
+ *                         (but `backup`, which alarms without gating)
  *   WATCHDOG=1            every WATCHDOG_USEC/2, from a helper thread that
  *                         makes no database call
  *   RELOADING=1, READY=1  around a config reload on SIGHUP (a bad file is
@@ -651,7 +652,7 @@ static int first_checks(struct service *s, long long limit)
 		run_checks(s, &rep);
 		http_publish(&rep, fresh_ms(s));
 		summary = report_summary(&rep);
-		if (rep.worst != CHECK_CRITICAL) {
+		if (rep.gate_worst != CHECK_CRITICAL) {
 			notify(s, "READY=1");
 			atomic_store(&ready_sent, true);
 			status_line(s, "%s", summary);
@@ -807,6 +808,10 @@ static const char run_help[] =
 	"migrations, sends READY=1 once no check is CRITICAL, then checks every\n"
 	"service.interval seconds, feeding the watchdog (WatchdogSec=). SIGHUP\n"
 	"reloads the config; SIGTERM stops it (a running statement is cancelled).\n"
+	"With a multi-host database.uri (target_session_attrs=read-write) it follows\n"
+	"the leader after a failover without a restart, and says so in STATUS=.\n"
+	"With service.http_listen set (\"127.0.0.1:9188\"), it serves GET /health,\n"
+	"/ready, /primary, /replica?lag=16MB (or 10s) and /metrics (200 or 503).\n"
 	"\n"
 	"Options:\n"
 	"  --cycles=N        for tests and benchmarks: stop (exit 0) after N check cycles\n"

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
 	# build
-	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libmicrohttpd-dev
+	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev
 	# test harness and the throwaway clusters
 	shunit2 postgresql postgresql-contrib postgresql-client iproute2 procps
 	# the LangGraph JS client test; python3 reads JSON in the check suites
@@ -14,7 +14,7 @@ packages=(
 	# the HTTP listener suite (t4300)
 	curl
 	# systemd, containers, provisioning and fleet tests
-	systemd systemd-container debootstrap redis-server redis-tools
+	systemd systemd-container debootstrap redis-server redis-tools pgbackrest
 	ansible ansible-lint yamllint
 	# static analysis, the sanitizer/valgrind runs, the fuzzers (libFuzzer), strace
 	valgrind cppcheck clang-tidy shellcheck clang libclang-rt-14-dev strace

@@ -26,6 +26,7 @@ test_01_defaults_come_from_defaults_env() {
 	while IFS='=' read -r key value; do
 		case "$key" in '' | '#'*) continue ;; esac
 		[ "$key" = CPA_DATA_DIR ] && continue
+		[ "$key" = CPA_BACKUP_STANZA ] && continue
 		assertEquals "$key" "$value" "$(config_value "$key" <<<"$out")"
 	done <"$P/defaults.env"
 }
@@ -59,13 +60,34 @@ test_05_bad_values_exit_64_with_a_reason() {
 	for args in "--allow-cidr 10.0.0.1" "--allow-cidr 300.1.1.1/8" "--allow-cidr 10.0.0.0/33" \
 		"--port 70000" "--port x" "--pool-size 0" "--role bad\"name" "--database Upper" \
 		"--data-root relative/path" "--sets langgraph,bogus" "--sets bogus" "--listen 1.2.3.4;drop" \
-		"--env-file /etc/it's" "--space-margin -1" "--no-such-option"; do
+		"--env-file /etc/it's" "--space-margin -1" "--no-such-option" \
+		"--backup-repo relative/repo" "--backup-repo /" "--backup-stanza bad/name" "--archive-timeout 0" \
+		"--backup-retention 0" "--backup-interval-hours x" "--backup-full-schedule not-a-calendar" \
+		"--backup-diff-schedule Mon;reboot" "--backup-status-dir /var/lib/it's"; do
 		rc=0
 		# shellcheck disable=SC2086,SC2090 # the words are separate arguments, quotes literal
 		err=$("$P/provision.sh" --show-config $args 2>&1 >/dev/null) || rc=$?
 		assertEquals "exit code for: $args" 64 "$rc"
 		assertContains "message for: $args" "$err" "Try: provision.sh --help"
 	done
+}
+
+test_05b_backup_options_and_their_derived_stanza() {
+	local out
+	out=$(show_config) || fail "--show-config failed"
+	assertEquals "the stanza is the cluster's name" main "$(config_value CPA_BACKUP_STANZA <<<"$out")"
+	out=$(show_config --cluster lg --no-backup --backup-repo /srv/pg-backup/ --backup-cipher --enable-checksums \
+		--archive-timeout 30 --backup-full-schedule "Sat 02:00" --backup-retention 4) || fail "--show-config failed"
+	assertEquals lg "$(config_value CPA_BACKUP_STANZA <<<"$out")"
+	assertEquals 0 "$(config_value CPA_BACKUP <<<"$out")"
+	assertEquals "a trailing slash is dropped" /srv/pg-backup "$(config_value CPA_BACKUP_REPO <<<"$out")"
+	assertEquals 1 "$(config_value CPA_BACKUP_CIPHER <<<"$out")"
+	assertEquals 1 "$(config_value CPA_ENABLE_CHECKSUMS <<<"$out")"
+	assertEquals 30 "$(config_value CPA_ARCHIVE_TIMEOUT <<<"$out")"
+	assertEquals "Sat 02:00" "$(config_value CPA_BACKUP_FULL_SCHEDULE <<<"$out")"
+	assertEquals 4 "$(config_value CPA_BACKUP_RETENTION_FULL <<<"$out")"
+	out=$(show_config --backup-stanza other) || fail "--show-config failed"
+	assertEquals other "$(config_value CPA_BACKUP_STANZA <<<"$out")"
 }
 
 test_06_missing_option_value_is_a_usage_error() {
@@ -82,7 +104,8 @@ test_07_help_lists_every_setting_and_the_exit_codes() {
 		case "$key" in '' | '#'*) continue ;; esac
 		assertContains "help names $key" "$help" "$key"
 	done <"$P/defaults.env"
-	for key in --dry-run --remove-old --require-mount --allow-cidr --listen --password-file --step --from; do
+	for key in --dry-run --remove-old --require-mount --allow-cidr --listen --password-file --step --from \
+		--no-backup --backup-repo --backup-cipher --enable-checksums; do
 		assertContains "help names $key" "$help" "$key"
 	done
 	assertContains "$help" "73 refused"
@@ -98,7 +121,7 @@ test_08_every_step_runs_alone_and_has_help() {
 
 test_09_steps_are_listed_in_order_and_unknown_steps_are_refused() {
 	local rc=0
-	assertEquals "install datadir role-db tune app-env agent table-tuning summary" \
+	assertEquals "install datadir role-db tune app-env backup agent table-tuning summary" \
 		"$("$P/provision.sh" --list-steps | paste -sd ' ')"
 	"$P/provision.sh" --step nosuch >/dev/null 2>&1 || rc=$?
 	assertEquals 64 "$rc"

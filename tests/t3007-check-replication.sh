@@ -1,5 +1,5 @@
 #!/bin/bash
-# t3005: the role-aware `replication` check and `migrate` on a standby, on a
+# t3007: the role-aware `replication` check and `migrate` on a standby, on a
 # real leader and a real streaming standby of this machine (pg_basebackup).
 #
 # On the leader: not replicated (OK), a standby (its lag in bytes and
@@ -59,7 +59,7 @@ test_01_a_server_without_standbys_is_not_replicated() {
 test_02_the_leader_reports_each_standby_and_its_lag() {
 	tl_standby_start standby1 || fail "standby"
 	tl_standby_wait_streaming 30 || fail "the standby never streamed"
-	tl_sql "INSERT INTO checkpoint_agent.heartbeat (host, beat_at, beats) VALUES ('t3005', now(), 1)" >/dev/null
+	tl_sql "INSERT INTO checkpoint_agent.heartbeat (host, beat_at, beats) VALUES ('t3007', now(), 1)" >/dev/null
 	conf "$dir/a.conf" "$TL_DB_URI"
 	tl_agent -c "$dir/a.conf" check
 	assertEquals "check exit (out: $TL_OUT)" 0 "$TL_RC"
