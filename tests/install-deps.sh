@@ -11,7 +11,7 @@ packages=(
 	shunit2 postgresql postgresql-contrib postgresql-client iproute2 procps
 	# the LangGraph JS client test; python3 reads JSON in the check suites
 	nodejs npm python3
-	# the HTTP listener suite (t4300)
+	# the HTTP listener suite (t4310)
 	curl
 	# systemd, containers, provisioning and fleet tests
 	systemd systemd-container debootstrap redis-server redis-tools pgbackrest

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t4300: the HTTP listener of `run` (service.http_listen) and the service
+# t4310: the HTTP listener of `run` (service.http_listen) and the service
 # following the leader, on a real leader and a real streaming standby of this
 # machine (no Patroni: the test promotes the standby itself).
 #
@@ -71,7 +71,7 @@ start_agent() {
 	local name=$1 conf=$dir/$1.conf
 	cat >"$conf" <<-CONF
 		database: { uri = "$CLUSTER_URI"; node_uri = "$2"; password_file = "$TL_PASSWORD_FILE";
-		            connect_timeout = 2; statement_timeout = 3000; application_name = "cpa-t4300-$name"; };
+		            connect_timeout = 2; statement_timeout = 3000; application_name = "cpa-t4310-$name"; };
 		service: { state_file = "$dir/$name.state"; data_directory = "$TL_PGDATA"; startup_timeout = 60;
 		           http_listen = "127.0.0.1:$3"; };
 	CONF
