@@ -88,6 +88,10 @@ async function main() {
         leaders.push(`${h.host}:${h.port}`);
         pool = new pg.Pool({ ...settings(h), max: 1, idleTimeoutMillis: 5000 });
         pool.on('error', () => {});
+        // A client PostgresSaver has checked out emits 'error' when its server
+        // dies; node-postgres leaves that to the application, and unhandled it
+        // ends the process. Handled, the query in flight fails and we reconnect.
+        pool.on('connect', (client) => client.on('error', () => {}));
         saver = new PostgresSaver(pool);
       }
       step += 1;
