@@ -46,6 +46,7 @@ static const struct {
 	{ "lock_waits", check_lock_waits, true },
 	{ "disk", check_disk, true },
 	{ "size", check_size, true },
+	{ "bloat", check_bloat, false },
 	{ "wraparound", check_wraparound, true },
 	{ "backup", check_backup, false },
 	{ "replication", check_replication, false },

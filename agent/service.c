@@ -23,6 +23,9 @@
  * leader is logged and said in STATUS=. With service.http_listen set, the
  * HTTP listener (http.c) serves the endpoints from its own thread.
  *
+ * TTL sweeps (sweep.c) run in a thread of their own with a connection of
+ * their own; the cycle's STATUS= line carries their state.
+ *
  * Threads. The main thread does all the database work. The helper thread
  * waits for signals (blocked everywhere else) and sends WATCHDOG=1. It pings
  * only while the main thread keeps its promise to make progress by a
@@ -43,6 +46,7 @@
 #include "leader.h"
 #include "log.h"
 #include "migrate.h"
+#include "sweep.h"
 #include "step.h"
 
 #include <errno.h>
@@ -560,7 +564,11 @@ static long long cycle(struct service *s, long long interval)
 			    (now_ms() - s->down_since) / 1000, s->attempts, (double)delay / 1000.0,
 			    s->connect_error ? s->connect_error : summary);
 	} else {
-		status_line(s, "%s%s%s", s->moved ? s->moved : "", s->recovered ? s->recovered : "", summary);
+		char *sweeping = sweep_status();
+
+		status_line(s, "%s%s%s%s%s", s->moved ? s->moved : "", s->recovered ? s->recovered : "", summary,
+			    sweeping ? "; " : "", sweeping ? sweeping : "");
+		free(sweeping);
 		free(s->recovered);
 		s->recovered = NULL;
 		free(s->moved);
@@ -742,6 +750,7 @@ static void reload(struct service *s)
 	close_conn(s);		/* the database settings may have changed */
 	if (http_start(s->cfg) != 0)
 		log_error("reloaded without the HTTP listener (above); fix service.http_listen and reload again");
+	sweep_reload();
 	log_notice("reloaded %s", s->config_path);
 	notify(s, "READY=1\nSTATUS=reloaded %s", s->config_path);
 }
@@ -873,12 +882,16 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 		rc = fatal(&s, EXIT_CONFIG, EADDRNOTAVAIL, "cannot start the HTTP listener (service.http_listen)");
 	else
 		rc = start_up(&s);
+	/* TTL sweeps (the retention group) in a thread of their own, once the schema is in place. */
+	if (rc == 0 && !atomic_load(&term_pending) && sweep_start(config_path, explicit_path) != 0)
+		log_warning("the service runs without TTL sweeps");
 	if (rc == 0 && !atomic_load(&term_pending))
 		rc = main_loop(&s);
 	if (rc == 0) {
 		notify(&s, "STOPPING=1\nSTATUS=stopping");
 		log_notice("stopping");
 	}
+	sweep_stop();
 	http_shutdown();
 	close_conn(&s);
 	checks_set_tick(NULL);

@@ -222,6 +222,13 @@ defaults from provision/defaults.env):
   --state-dir DIR         provisioning records [CPA_STATE_DIR=$CPA_STATE_DIR]
   --space-margin PCT      free space required beyond the data size
                           [CPA_SPACE_MARGIN_PERCENT=$CPA_SPACE_MARGIN_PERCENT]
+  --retention DURATION    the agent's TTL sweeps: prune threads whose newest
+                          checkpoint is older, e.g. 30d; empty is off
+                          [CPA_RETENTION="$CPA_RETENTION"]
+  --retention-strategy S  delete or keep_latest
+                          [CPA_RETENTION_STRATEGY=$CPA_RETENTION_STRATEGY]
+                          (also CPA_RETENTION_SWEEP_INTERVAL=$CPA_RETENTION_SWEEP_INTERVAL,
+                          CPA_RETENTION_SWEEP_LIMIT=$CPA_RETENTION_SWEEP_LIMIT)
   --no-backup             no pgBackRest backups or WAL archiving [CPA_BACKUP=$CPA_BACKUP]
   --backup-repo DIR       the pgBackRest repository [CPA_BACKUP_REPO=$CPA_BACKUP_REPO]
   --backup-stanza NAME    [CPA_BACKUP_STANZA, default the cluster's name]
@@ -342,6 +349,10 @@ cpa_parse_options() {
 			--backup-status-dir) CPA_BACKUP_STATUS_DIR=$val ;;
 			esac
 			;;
+		--retention | --retention-strategy)
+			if ! take_value "$@"; then shift; fi
+			if [ "$opt" = --retention ]; then CPA_RETENTION=$val; else CPA_RETENTION_STRATEGY=$val; fi
+			;;
 		--)
 			shift
 			CPA_ARGS_REST+=("$@")
@@ -437,6 +448,22 @@ cpa_finish_settings() {
 	fi
 	[[ "$CPA_LISTEN_ADDRESSES" =~ ^[A-Za-z0-9.:*,\ -]+$ ]] ||
 		cpa_usage_error "listen addresses must be a comma-separated list of hosts or addresses: $CPA_LISTEN_ADDRESSES"
+	cpa_check_retention
+}
+
+# cpa_check_retention: the agent's retention settings, as agent.conf takes them.
+cpa_check_retention() {
+	[ -z "$CPA_RETENTION" ] || [[ "$CPA_RETENTION" =~ ^[1-9][0-9]{0,5}[smhdw]$ ]] ||
+		cpa_usage_error "--retention must be a duration such as 30d, 12h or 90m (s, m, h, d, w), or empty for off: $CPA_RETENTION"
+	case "$CPA_RETENTION_STRATEGY" in
+	delete | keep_latest) ;;
+	keep-latest) CPA_RETENTION_STRATEGY=keep_latest ;;
+	*) cpa_usage_error "--retention-strategy must be delete or keep_latest: $CPA_RETENTION_STRATEGY" ;;
+	esac
+	[[ "$CPA_RETENTION_SWEEP_INTERVAL" =~ ^[1-9][0-9]{0,5}[smhdw]$ ]] ||
+		cpa_usage_error "CPA_RETENTION_SWEEP_INTERVAL must be a duration such as 1h or 15m: $CPA_RETENTION_SWEEP_INTERVAL"
+	cpa_check_uint "retention sweep limit" "$CPA_RETENTION_SWEEP_LIMIT" 1 10000000
+	export CPA_RETENTION CPA_RETENTION_STRATEGY CPA_RETENTION_SWEEP_INTERVAL CPA_RETENTION_SWEEP_LIMIT
 }
 
 cpa_check_uint() {
