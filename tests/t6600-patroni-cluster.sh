@@ -155,6 +155,9 @@ test_06_endpoints_on_leader_replica_lagging_replica_and_down_node() {
 	need_cluster || return
 	l=$(leader_index)
 	r1=$(( (l + 1) % 3 )) r2=$(( (l + 2) % 3 ))
+	# A node an earlier test moved (a rejoin, a switchover) may still be starting.
+	wait_for 120 http_is "$r1" /replica 200
+	wait_for 120 http_is "$r2" /replica 200
 	assertEquals "leader /primary" 200 "$(http "$l" /primary)"
 	assertEquals "leader /replica" 503 "$(http "$l" /replica)"
 	assertEquals "replica /primary" 503 "$(http "$r1" /primary)"
