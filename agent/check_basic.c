@@ -34,8 +34,8 @@ void check_connect(struct probe *p)
 		return;
 	}
 	sample_add(r, "up", "1 when the agent could connect to the database as the application role.", 1);
-	sample_add(r, "connect_seconds", "Time to open an authenticated connection as the application role.",
-		   p->cc->connect_ms / 1000.0);
+	sample_levels(sample_add(r, "connect_seconds", "Time to open an authenticated connection as the application role.",
+				 p->cc->connect_ms / 1000.0), LEVELS_HIGH, t->connect_warn_ms / 1000.0, t->connect_crit_ms / 1000.0);
 	where = db_describe(p->conn);
 	result_set(r, level_high(p->cc->connect_ms, t->connect_warn_ms, t->connect_crit_ms),
 		   "connected as %s in %.1f ms%s (warn %d ms, crit %d ms)", where, p->cc->connect_ms,
@@ -53,7 +53,8 @@ void check_query(struct probe *p, struct check_result *r)
 		return;
 	ms = mono_ms() - t0;
 	PQclear(res);
-	sample_add(r, "query_seconds", "Round trip of a trivial query.", ms / 1000.0);
+	sample_levels(sample_add(r, "query_seconds", "Round trip of a trivial query.", ms / 1000.0), LEVELS_HIGH,
+		      t->query_warn_ms / 1000.0, t->query_crit_ms / 1000.0);
 	result_set(r, level_high(ms, t->query_warn_ms, t->query_crit_ms),
 		   "SELECT 1 answered in %.2f ms (warn %d ms, crit %d ms; statement_timeout %d ms)", ms,
 		   t->query_warn_ms, t->query_crit_ms, p->cfg->statement_timeout);
@@ -305,8 +306,8 @@ void check_writable(struct probe *p, struct check_result *r)
 	if (rc != 0 || heartbeat(p, r, host, &beats) != 0)
 		return;
 	ms = mono_ms() - t0;
-	sample_add(r, "write_seconds", "Time of the probe INSERTs (rolled back) and the committed heartbeat.",
-		   ms / 1000.0);
+	sample_levels(sample_add(r, "write_seconds", "Time of the probe INSERTs (rolled back) and the committed heartbeat.",
+				 ms / 1000.0), LEVELS_HIGH, t->write_warn_ms / 1000.0, t->write_crit_ms / 1000.0);
 	result_set(r, level_high(ms, t->write_warn_ms, t->write_crit_ms),
 		   "as %s, probe INSERTs into %d checkpoint tables rolled back and heartbeat %lld of %s committed, "
 		   "in %.1f ms (warn %d ms, crit %d ms)", PQuser(p->conn), ntables, beats, host, ms,
