@@ -20,6 +20,10 @@
 # (its loss reported) are bench/ha-failover.sh's. Figures are printed as
 # "# FIGURE ..." lines. HA_FRESH=1: the nodes start from the bare base and
 # the playbook installs every package (see tests/lib/ha-cluster.sh).
+#
+# Not part of `make test` yet: under load it has not finished within the
+# 900 s per-suite timeout. `make test-ha` (or TL_HA=1) runs it.
+# opt-in: TL_HA
 
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
