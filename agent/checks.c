@@ -10,6 +10,7 @@
  */
 #include "check_probe.h"
 #include "db.h"
+#include "leader.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -27,8 +28,9 @@ void checks_set_tick(check_tick_fn fn)
 
 /*
  * gates: the check counts for the service's readiness (READY=1 waits until no
- * such check is CRITICAL). A stale backup or a failing WAL archive is an alarm,
- * not a reason to keep the applications down: `backup` does not gate.
+ * such check is CRITICAL). A stale backup, a failing WAL archive, a missing
+ * synchronous standby or a lagging replica is an alarm, not a reason to keep
+ * the applications down: `backup` and `replication` do not gate.
  */
 static const struct {
 	const char *name;
@@ -47,13 +49,14 @@ static const struct {
 	{ "bloat", check_bloat, false },
 	{ "wraparound", check_wraparound, true },
 	{ "backup", check_backup, false },
+	{ "replication", check_replication, false },
 };
 
 /* A check that cannot run for want of a connection. */
 static void check_without_connection(struct probe *p, struct check_result *r, check_fn fn)
 {
-	if (fn == check_disk) {
-		check_disk(p, r);
+	if (fn == check_disk || (fn == check_replication && node_uri_set(p->cfg))) {
+		fn(p, r);
 	} else if (fn == check_pool && slots_exhausted(p->cc->connect_error)) {
 		result_set(r, CHECK_CRITICAL, "no connection slot is free for the application role: %s",
 			   p->cc->connect_error);
@@ -73,6 +76,20 @@ static void reset_transaction(PGconn *conn)
 	res = PQexec(conn, "ROLLBACK");
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_warning("cannot end a leftover transaction: %s", PQerrorMessage(conn));
+	PQclear(res);
+}
+
+/*
+ * The checks' own commits (the heartbeat) do not wait for synchronous
+ * standbys: a missing one would hang the run, which statement_timeout does
+ * not end. The replication check reports a missing synchronous standby.
+ */
+static void commit_locally(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "SET synchronous_commit = local");
+
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warning("cannot set synchronous_commit for the checks: %s", PQerrorMessage(conn));
 	PQclear(res);
 }
 
@@ -186,6 +203,7 @@ void checks_run_some(const struct config *cfg, const struct check_conn *cc, cons
 		const char *host = PQhost(p.conn);
 
 		reset_transaction(p.conn);
+		commit_locally(p.conn);
 		p.db_key = xasprintf("%s:%s/%s", host && *host ? host : "localhost", PQport(p.conn), PQdb(p.conn));
 		state_open(&p);
 		prefetch(&p);
