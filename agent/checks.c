@@ -1,6 +1,7 @@
 /*
  * checks.c: runs the health checks in order on one connection (opened as the
- * application's role, with statement_timeout set by db_connect). Each check
+ * configured role, with statement_timeout set by db_connect; the checks that
+ * need the schema owner's rights act as database.owner_role). Each check
  * (check_*.c) sets its result: a status, a one-line message, and the
  * measured values as samples.
  *
@@ -10,6 +11,7 @@
  */
 #include "check_probe.h"
 #include "db.h"
+#include "db_role.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -25,20 +27,27 @@ void checks_set_tick(check_tick_fn fn)
 
 /* ---- the run ---- */
 
+/*
+ * AS_OWNER: the check runs as database.owner_role (SET ROLE, then RESET
+ * ROLE): the write probe proves what the application's role can write, and
+ * the version tables and the ledger are the owner's. The others run as the
+ * login role, which pg_monitor lets see every session.
+ */
 static const struct {
 	const char *name;
 	check_fn fn;
+	bool as_owner;
 } checks[] = {
-	{ "query", check_query },
-	{ "writable", check_writable },
-	{ "schema", check_schema },
-	{ "pool_headroom", check_pool },
-	{ "idle_in_transaction", check_idle_in_transaction },
-	{ "long_transactions", check_long_transactions },
-	{ "lock_waits", check_lock_waits },
-	{ "disk", check_disk },
-	{ "size", check_size },
-	{ "wraparound", check_wraparound },
+	{ "query", check_query, false },
+	{ "writable", check_writable, true },
+	{ "schema", check_schema, true },
+	{ "pool_headroom", check_pool, false },
+	{ "idle_in_transaction", check_idle_in_transaction, false },
+	{ "long_transactions", check_long_transactions, false },
+	{ "lock_waits", check_lock_waits, false },
+	{ "disk", check_disk, false },
+	{ "size", check_size, false },
+	{ "wraparound", check_wraparound, false },
 };
 
 /* A check that cannot run for want of a connection. */
@@ -66,6 +75,24 @@ static void reset_transaction(PGconn *conn)
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_warning("cannot end a leftover transaction: %s", PQerrorMessage(conn));
 	PQclear(res);
+}
+
+/* Runs FN as the owner role; a role that cannot be had makes the check UNKNOWN. */
+static void run_as_owner(struct probe *p, struct check_result *r, check_fn fn)
+{
+	char *why = NULL;
+
+	if (db_become_owner(p->conn, p->cfg, &why) != 0) {
+		result_set(r, CHECK_UNKNOWN, "not run: %s", why);
+		free(why);
+		return;
+	}
+	fn(p, r);
+	reset_transaction(p->conn);
+	if (db_leave_owner(p->conn, p->cfg, &why) != 0) {
+		log_warning("cannot go back from the owner role with RESET ROLE: %s", why);
+		free(why);
+	}
 }
 
 void checks_run(const struct config *cfg, const struct check_conn *cc, struct check_report *rep)
@@ -97,6 +124,8 @@ void checks_run(const struct config *cfg, const struct check_conn *cc, struct ch
 			result_set(r, CHECK_UNKNOWN, "not run: the agent is stopping");
 		else if (p.conn == NULL || db_lost(p.conn))
 			check_without_connection(&p, r, checks[i].fn);
+		else if (checks[i].as_owner)
+			run_as_owner(&p, r, checks[i].fn);
 		else
 			checks[i].fn(&p, r);
 		r->seconds = (mono_ms() - t1) / 1000.0;

@@ -34,6 +34,7 @@ struct config {
 	int connect_timeout;		/* seconds */
 	int statement_timeout;		/* milliseconds */
 	char *application_name;
+	char *owner_role;		/* SET ROLE to it for the schema's work; "" = the login role */
 
 	/* migrations */
 	char **sets;

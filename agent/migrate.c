@@ -11,6 +11,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "ledger.h"
 #include "lock.h"
 #include "log.h"
@@ -334,7 +335,7 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 		log_error("--to needs --set when several sets are configured");
 		return EXIT_USAGE;
 	}
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	if (o.dry_run) {
 		char *target = db_redacted_target(cfg->uri);

@@ -7,6 +7,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "lock.h"
 #include "log.h"
 #include "migrate.h"
@@ -156,7 +157,7 @@ int cmd_rollback(const struct config *cfg, int argc, char **argv)
 
 	if ((rc = parse_rollback(cfg, argc, argv, &o)) != 0)
 		return rc;
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	if (o.dry_run) {
 		printf("-- plan of checkpoint-agent rollback --set %s --to %d%s (dry run: nothing is changed)\n",

@@ -30,6 +30,7 @@
 #include "check.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -535,13 +536,20 @@ static int wait_for_database(struct service *s, long long limit)
 static int apply_migrations(struct service *s)
 {
 	struct migrate_opts o = { NULL, 0, false, false };
+	char *why = NULL;
 	int rc;
 
 	status_line(s, "applying migrations");
 	extend_timeout(s, 1000LL * s->cfg->lock_timeout + 30000LL);
 	promise(1000LL * s->cfg->lock_timeout + STALL_MIN_MS);
 	set_cancel_handle(NULL);
-	rc = migrate_apply(s->conn, s->cfg, &o);
+	if (db_become_owner(s->conn, s->cfg, &why) != 0) {
+		log_error("%s", why);
+		rc = db_lost(s->conn) ? EXIT_UNREACHABLE : EXIT_CONFIG;
+		free(why);
+	} else {
+		rc = migrate_apply(s->conn, s->cfg, &o);
+	}
 	close_conn(s);
 	return rc;
 }

@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "ledger.h"
 #include "log.h"
 #include "migrate.h"
@@ -221,7 +222,7 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_bad_option("status", argv[optind]);
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	rc = status_all(conn, cfg, json);
 	PQfinish(conn);
@@ -256,7 +257,7 @@ int cmd_verify(const struct config *cfg, int argc, char **argv)
 
 	if (argc > 1)
 		return usage_bad_option("verify", argv[1]);
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	sl_init(&diffs);
 	for (size_t i = 0; i <= cfg->nsets && rc == 0; i++)
