@@ -69,7 +69,7 @@ step_arguments() {
 }
 
 main() {
-	local name file started seconds rc total_start lock lock_fd running=0 nchanges
+	local name file started seconds rc total_start running=0 nchanges
 	# shellcheck disable=SC2034 # read by cpa_usage
 	CPA_USAGE_NAME=provision.sh
 	# shellcheck disable=SC2034
@@ -94,16 +94,9 @@ main() {
 	fi
 	export CPA_RESUME_ARGS
 
-	# One provisioning at a time.
-	if [ "$CPA_DRY_RUN" != 1 ]; then
-		lock=/run/lock
-		[ -d "$lock" ] || lock=/run
-		[ -d "$lock" ] || lock=/tmp
-		lock=$lock/checkpoint-provision.lock
-		exec {lock_fd}>>"$lock"
-		flock -n "$lock_fd" || cpa_die "$CPA_EX_UNAVAILABLE" "another provisioning is running (lock $lock)" \
-			"Wait for it to finish."
-	fi
+	# One provisioning at a time (lib/common.sh: the steps it runs see that
+	# it holds the lock).
+	cpa_take_lock "provision.sh${ONLY_STEP:+ --step $ONLY_STEP}${FROM_STEP:+ --from $FROM_STEP}"
 	CPA_CHANGES_FILE=$(mktemp "${TMPDIR:-/tmp}/cpa-changes.XXXXXX")
 	export CPA_CHANGES_FILE
 	trap 'rm -f "$CPA_CHANGES_FILE"' EXIT
