@@ -226,8 +226,10 @@ cpa_lock_held_by_parent() {
 	[[ "$CPA_LOCK_OWNER" =~ ^[0-9]+$ ]] || return 1
 	# the holder itself, after an exec
 	[ "$$" = "$CPA_LOCK_OWNER" ] && return 0
-	while [ "$pid" -gt 1 ]; do
+	# The holder may be PID 1 (provision.sh as a container's first process).
+	while [ "$pid" -gt 0 ]; do
 		[ "$pid" = "$CPA_LOCK_OWNER" ] && return 0
+		[ "$pid" -gt 1 ] || return 1
 		# /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
 		pid=$(sed 's/^.*) [^ ]* \([0-9]*\) .*$/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
 		[[ "$pid" =~ ^[0-9]+$ ]] || return 1
