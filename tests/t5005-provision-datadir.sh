@@ -367,6 +367,7 @@ test_15_the_flush_is_a_syncfs_of_the_copys_file_system() {
 	d=$(tl_tmpdir)
 	log=$d/strace
 	mkdir "$d/copy" && echo data >"$d/copy/f"
+	# shellcheck disable=SC2016 # expanded by the inner bash
 	strace -f -e trace=syncfs -o "$log" bash -c '. "$1/provision/lib/common.sh"; . "$1/provision/lib/datadir.sh"; cpa_flush_directory "$2"' \
 		bash "$TL_ROOT" "$d/copy" || fail "the flush failed"
 	assertContains "syncfs(2) was called: $(cat "$log")" "$(cat "$log")" "syncfs("
@@ -399,6 +400,7 @@ signal_bash() {
 	return "$rc"
 }
 
+# shellcheck disable=SC2016 # the scripts are expanded by the inner bash
 test_16_a_signal_or_an_exit_during_a_copy_puts_things_back_first() {
 	local d out rc
 	for sig in TERM INT HUP; do
@@ -456,7 +458,9 @@ test_17_a_secret_that_cannot_be_written_fails_and_keeps_the_old_file() {
 	# A folder that cannot take a file (read-only): the same.
 	mkdir -p "$d/ro"
 	printf 'old\n' >"$d/ro/env"
-	mount --bind "$d/ro" "$d/ro" && MOUNTS+=("$d/ro") && mount -o remount,bind,ro "$d/ro" || fail "no read-only bind"
+	mount --bind "$d/ro" "$d/ro" || fail "no bind mount"
+	MOUNTS+=("$d/ro")
+	mount -o remount,bind,ro "$d/ro" || fail "no read-only remount"
 	rc=0
 	out=$(printf 'new\n' | in_subshell cpa_install_content "$d/ro/env" 0640 root root "env file" --secret) || rc=$?
 	assertEquals "read-only: $out" 70 "$rc"
