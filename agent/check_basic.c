@@ -27,11 +27,12 @@ bool slots_exhausted(const char *why)
 /* How the connection travels, for the message: "over TLSv1.3 (cipher)", "without TLS" or the socket. */
 static char *transport_text(PGconn *conn)
 {
-	const char *host = PQhost(conn), *protocol, *cipher;
+	const char *host = PQhost(conn);
 
 	if (PQsslInUse(conn)) {
-		protocol = PQsslAttribute(conn, "protocol");
-		cipher = PQsslAttribute(conn, "cipher");
+		const char *protocol = PQsslAttribute(conn, "protocol");
+		const char *cipher = PQsslAttribute(conn, "cipher");
+
 		return xasprintf("over %s%s%s%s", protocol ? protocol : "TLS", cipher ? " (" : "", cipher ? cipher : "",
 				 cipher ? ")" : "");
 	}
