@@ -54,7 +54,8 @@ refresh_stale_lists() {
 		cpa_changed "apt-get update: the package lists are older than $((CPA_APT_CACHE_VALID_TIME / 3600)) h"
 		return 0
 	fi
-	if apt-get update -q; then
+	# --error-on=any: apt-get update otherwise exits 0 when every download failed
+	if apt-get update -q --error-on=any; then
 		cpa_changed "refreshed apt's package lists (they were older than $((CPA_APT_CACHE_VALID_TIME / 3600)) h)"
 	else
 		cpa_warn "apt-get update failed (offline? see above): installing from package lists that are $((age / 86400)) days old, which may hold an old minor version"
