@@ -34,17 +34,25 @@ ensure_include_dir() {
 
 # check_settings_files DROPIN HAD PREVIOUS: the server's view of the files on
 # disk (before they are loaded); a bad value would otherwise be skipped with
-# only a log line, and a restart would then fail. "setting could not be
-# applied" only means the value waits for a restart. When DROPIN itself
-# holds a rejected value, it is put back as it was (HAD: 1 when it existed,
-# with the text PREVIOUS; 0 when it did not) before the step stops, so no
-# later reload or restart loads it.
+# only a log line, and a restart would then fail. Two views: pg_file_settings
+# (file and line; "setting could not be applied" only means the value waits
+# for a restart), and `postgres -C`, which reads the files as a start would
+# and so also refuses a restart-only value out of its range (which
+# pg_file_settings reports as merely waiting). When DROPIN itself holds a
+# rejected value, it is put back as it was (HAD: 1 when it existed, with the
+# text PREVIOUS; 0 when it did not) before the step stops, so no later
+# reload or restart loads it.
 check_settings_files() {
 	local dropin=$1 had=$2 previous=$3 errors
 	errors=$(cpa_psql -d postgres -c "SELECT sourcefile || ':' || sourceline || ': ' || name || ': ' || error
 		FROM pg_file_settings WHERE error IS NOT NULL AND error <> 'setting could not be applied'")
-	[ -n "$errors" ] || return 0
-	if grep -qF "$dropin:" <<<"$errors"; then
+	if [ -z "$errors" ] && ! errors=$(cd / && runuser -u postgres -- "$CPA_PG_BIN/postgres" -D "$CPA_PG_CONF_DIR" -C data_directory 2>&1 >/dev/null); then
+		errors=$(sed -n 's/^.*\(LOG\|FATAL\): *//p' <<<"$errors" | paste -sd ';' | sed 's/;/; /g')
+		errors=${errors:-postgres -C refuses the configuration}
+	elif [ -z "$errors" ]; then
+		return 0
+	fi
+	if grep -qF "$dropin" <<<"$errors"; then
 		if [ "$had" = 1 ]; then
 			printf '%s' "$previous" | cpa_install_content "$dropin" 0644 postgres postgres "tuning drop-in (the previous one, back)" ||
 				cpa_installed "$?"
