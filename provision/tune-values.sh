@@ -56,7 +56,9 @@ cgroup_limit_kb() {
 					if [ -z "$best" ] || [ "$limit" -lt "$best" ]; then best=$limit; fi
 				fi
 			fi
-			[ -n "$path" ] && [ "$path" != / ] || break
+			if [ -z "$path" ] || [ "$path" = / ]; then
+				break
+			fi
 			path=${path%/*}
 		done
 	done </proc/self/cgroup
