@@ -417,18 +417,21 @@ test_09b_a_given_certificate_and_ca_make_remote_clients_verify_the_server() {
 }
 
 test_10_a_password_given_by_file_replaces_the_stored_one_everywhere() {
-	local out agent_before
+	local out agent_before agent_pw_before
 	agent_before=$(tc_exec systemctl show -p ActiveEnterTimestampMonotonic --value checkpoint-agent.service)
+	agent_pw_before=$(md5sum <"$TC_ROOT/etc/checkpoint-agent/db-password")
 	tc_exec sh -c 'umask 077; tr -dc A-Za-z0-9 </dev/urandom | head -c 24 >/root/new-password; echo >>/root/new-password'
 	run_provision new-password --password-file /root/new-password
 	assertEquals 0 "$RC"
 	assertContains "$(cat "$OUT/new-password.log")" "set the password of role ai_agent"
 	assertEquals "the credentials file has it" "$(cat "$TC_ROOT/root/new-password")" \
 		"$(sed -n 's/^password=//p' "$TC_ROOT/etc/checkpoint-agent/credentials")"
-	assertTrue "the agent's password file has it" "cmp -s '$TC_ROOT/root/new-password' '$TC_ROOT/etc/checkpoint-agent/db-password'"
 	assertTrue "the env file has it" "grep -qF -f '$TC_ROOT/root/new-password' '$TC_ROOT/etc/checkpoint-agent/app.env'"
-	assertNotEquals "the agent was restarted for it" "$agent_before" \
+	# The agent logs in as its own role: its password and the service stay.
+	assertEquals "the agent's own password is untouched" "$agent_pw_before" "$(md5sum <"$TC_ROOT/etc/checkpoint-agent/db-password")"
+	assertEquals "the agent was not restarted" "$agent_before" \
 		"$(tc_exec systemctl show -p ActiveEnterTimestampMonotonic --value checkpoint-agent.service)"
+	assertEquals "its check still passes" 0 "$(tc_exec runuser -u checkpoint-agent -- checkpoint-agent check >/dev/null 2>&1; echo $?)"
 	out=$(app_psql -h localhost -c 'SELECT current_user')
 	assertEquals "the application connects with the new password" ai_agent "$out"
 	run_provision new-password-again --password-file /root/new-password
