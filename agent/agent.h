@@ -20,7 +20,9 @@ enum agent_exit {
 	EXIT_UNREACHABLE = 69,	/* the database cannot be reached */
 	EXIT_STEP = 70,		/* a migration or rollback step failed or was refused */
 	EXIT_LOCK = 75,		/* the migration lock was not had in time */
-	EXIT_CONFIG = 78	/* the config file is wrong */
+	EXIT_NOPERM = 77,	/* status, verify: the role may not read what they need */
+	EXIT_CONFIG = 78,	/* the config file is wrong */
+	EXIT_STOPPED = 143	/* stopped by SIGTERM or SIGINT (128 + the signal): the step was rolled back */
 };
 
 /* Nagios plugin codes, used by `check`. */

@@ -48,6 +48,7 @@ struct check_report {
 	struct check_result results[CHECK_MAX];
 	size_t n;
 	enum check_status worst;	/* CRITICAL > WARNING > UNKNOWN > OK */
+	enum check_status gate_worst;	/* the same over the checks that gate readiness (not backup) */
 	double duration_s;		/* of the whole run */
 	long long finished_at;		/* Unix time, seconds */
 };
@@ -98,6 +99,7 @@ struct size_sample {
 struct size_state {
 	struct size_sample *items;
 	size_t n, cap;
+	bool dirty;			/* changed since it was read: worth writing */
 };
 
 /* Reads PATH into ST. A missing file is an empty state. Returns 0, or -1 with *why set (caller frees). */
@@ -105,13 +107,14 @@ int state_read(const char *path, struct size_state *st, char **why);
 /* Writes ST to PATH atomically. Returns 0, or -1 with *why set. */
 int state_write(const char *path, const struct size_state *st, char **why);
 const struct size_sample *state_find(const struct size_state *st, const char *key);
-/* Sets KEY's sample, adding it when absent. */
+/* Sets KEY's sample, adding it when absent; marks ST dirty when that changes it. */
 void state_put(struct size_state *st, const char *key, long long bytes, long long at);
 void state_free(struct size_state *st);
 
 /*
  * Writes DATA to PATH atomically: a temporary file in the same folder,
- * fsync, chmod MODE, rename. Returns 0, or -1 with *why set (caller frees).
+ * fsync, chmod MODE, rename, fsync of the folder. Returns 0, or -1 with *why
+ * set (caller frees).
  */
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, char **why);
 

@@ -93,7 +93,8 @@ static char *probe_value(PGconn *conn, const char *type, char cat, const char *t
 
 	switch (cat) {
 	case 'S':
-		lit = db_literal(conn, probe_id);
+		if ((lit = db_literal(conn, probe_id)) == NULL)
+			return NULL;
 		v = xasprintf("%s::%s", lit, type);
 		PQfreemem(lit);
 		return v;
@@ -114,40 +115,48 @@ static char *probe_value(PGconn *conn, const char *type, char cat, const char *t
 	return NULL;
 }
 
+/* The NOT NULL columns without a default of every table named in $1 (quoted names), by table (u.n). */
 static const char probe_columns_sql[] =
-	"SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory, t.typname "
-	"FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-	"WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped "
+	"SELECT u.n, a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory, t.typname "
+	"FROM unnest($1::text[]) WITH ORDINALITY AS u(rel, n) "
+	"JOIN pg_attribute a ON a.attrelid = to_regclass(u.rel) JOIN pg_type t ON t.oid = a.atttypid "
+	"WHERE a.attnum > 0 AND NOT a.attisdropped "
 	"AND a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = '' "
-	"ORDER BY a.attnum";
+	"ORDER BY u.n, a.attnum";
 
-/* "INSERT INTO rel (cols) VALUES (values)" giving every NOT NULL column without a default a value. */
-static char *probe_insert_sql(struct probe *p, struct check_result *r, const char *rel, const char *probe_id)
+/*
+ * "INSERT INTO rel (cols) VALUES (values)" giving every NOT NULL column
+ * without a default a value; COLS holds the columns of every table, N is
+ * this table's number among them (from 1).
+ */
+static char *probe_insert_sql(struct probe *p, struct check_result *r, const char *rel, const PGresult *cols_res,
+			      long n, const char *probe_id)
 {
-	const char *params[1] = { rel };
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read the columns of a checkpoint table",
-				  probe_columns_sql, 1, params);
 	struct strbuf cols, vals;
 	char *sql = NULL;
+	int k = 0;
 
-	if (res == NULL)
-		return NULL;
 	sb_init(&cols);
 	sb_init(&vals);
-	for (int i = 0; i < PQntuples(res); i++) {
-		char *col = db_ident(p->conn, PQgetvalue(res, i, 0));
-		char *v = probe_value(p->conn, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2)[0],
-				      PQgetvalue(res, i, 3), probe_id);
+	for (int i = 0; i < PQntuples(cols_res); i++) {
+		char *col, *v;
 
-		if (v == NULL) {
+		if (strtol(PQgetvalue(cols_res, i, 0), NULL, 10) != n)
+			continue;
+		col = db_ident(p->conn, PQgetvalue(cols_res, i, 1));
+		v = probe_value(p->conn, PQgetvalue(cols_res, i, 2), PQgetvalue(cols_res, i, 3)[0],
+				PQgetvalue(cols_res, i, 4), probe_id);
+		if (v == NULL || col == NULL) {
 			result_set(r, CHECK_UNKNOWN, "cannot build a probe row for %s: column %s has type %s; "
 				   "the probe knows text, numeric, boolean, time, JSON, bytea, uuid, array and enum columns",
-				   rel, col, PQgetvalue(res, i, 1));
+				   rel, col ? col : PQgetvalue(cols_res, i, 1), PQgetvalue(cols_res, i, 2));
 			PQfreemem(col);
+			free(v);
 			goto out;
 		}
-		sb_printf(&cols, "%s%s", i ? ", " : "", col);
-		sb_printf(&vals, "%s%s", i ? ", " : "", v);
+		sb_printf(&cols, "%s%s", k ? ", " : "", col);
+		sb_printf(&vals, "%s%s", k ? ", " : "", v);
+		k++;
 		PQfreemem(col);
 		free(v);
 	}
@@ -158,15 +167,13 @@ static char *probe_insert_sql(struct probe *p, struct check_result *r, const cha
 out:
 	sb_free(&cols);
 	sb_free(&vals);
-	PQclear(res);
 	return sql;
 }
 
 static int probe_table(struct probe *p, struct check_result *r, const char *schema, const char *table,
-		       const char *probe_id)
+		       const char *rel, const PGresult *cols_res, long n, const char *probe_id)
 {
-	char *rel = qualified(p->conn, schema, table);
-	char *sql = probe_insert_sql(p, r, rel, probe_id);
+	char *sql = probe_insert_sql(p, r, rel, cols_res, n, probe_id);
 	PGresult *res;
 	int rc = -1;
 
@@ -180,7 +187,6 @@ static int probe_table(struct probe *p, struct check_result *r, const char *sche
 		free(what);
 	}
 	free(sql);
-	free(rel);
 	return rc;
 }
 
@@ -203,28 +209,69 @@ static int probe_rollback(struct probe *p, struct check_result *r, bool keep_sta
 	return rc;
 }
 
-/* A probe INSERT into every checkpoint table, in one transaction that is rolled back. */
-static int probe_inserts(struct probe *p, struct check_result *r, const char *probe_id, int *ntables)
+/* The quoted names of the configured sets' tables into RELS, and their schema and name into SCHEMAS, TABLES. */
+static int probe_tables(struct probe *p, struct check_result *r, struct strlist *rels, struct strlist *schemas,
+			struct strlist *tables)
 {
-	PGresult *res = run_query(p, r, CHECK_CRITICAL, "cannot begin the probe transaction", "BEGIN", 0, NULL);
-
-	*ntables = 0;
-	if (res == NULL)
-		return -1;
-	PQclear(res);
 	for (size_t i = 0; i < p->cfg->nsets; i++) {
 		const struct set_def *set = set_find(p->cfg->sets[i]);
 
-		if (set == NULL)
-			continue;
-		for (const char *const *t = set->tables; *t != NULL; t++, (*ntables)++) {
-			if (probe_table(p, r, set_schema_name(set, p->cfg), *t, probe_id) != 0) {
-				probe_rollback(p, r, true);
+		for (const char *const *t = set ? set->tables : NULL; t && *t; t++) {
+			const char *schema = set_schema_name(set, p->cfg);
+			char *rel = qualified(p->conn, schema, *t);
+
+			if (rel == NULL) {
+				result_set(r, CHECK_UNKNOWN, "the name of %s.%s cannot be quoted", schema, *t);
 				return -1;
 			}
+			sl_add(rels, rel);
+			sl_add(schemas, schema);
+			sl_add(tables, *t);
+			free(rel);
 		}
 	}
-	return probe_rollback(p, r, false);
+	return 0;
+}
+
+/* A probe INSERT into every checkpoint table, in one transaction that is rolled back. */
+static int probe_inserts(struct probe *p, struct check_result *r, const char *probe_id, int *ntables)
+{
+	struct strlist rels, schemas, tables;
+	struct strbuf arr;
+	PGresult *cols = NULL, *res;
+	int rc = -1;
+
+	*ntables = 0;
+	sl_init(&rels);
+	sl_init(&schemas);
+	sl_init(&tables);
+	sb_init(&arr);
+	if (probe_tables(p, r, &rels, &schemas, &tables) == 0) {
+		const char *params[1];
+
+		sb_add_pg_array(&arr, &rels);
+		params[0] = arr.buf;
+		cols = run_query(p, r, CHECK_UNKNOWN, "cannot read the columns of the checkpoint tables",
+				 probe_columns_sql, 1, params);
+	}
+	res = cols ? run_query(p, r, CHECK_CRITICAL, "cannot begin the probe transaction", "BEGIN", 0, NULL) : NULL;
+	if (res != NULL) {
+		PQclear(res);
+		rc = 0;
+		for (size_t i = 0; i < rels.n && rc == 0; i++, (*ntables)++)
+			rc = probe_table(p, r, schemas.items[i], tables.items[i], rels.items[i], cols, (long)i + 1,
+					 probe_id);
+		if (rc != 0)
+			probe_rollback(p, r, true);
+		else
+			rc = probe_rollback(p, r, false);
+	}
+	PQclear(cols);
+	sb_free(&arr);
+	sl_free(&rels);
+	sl_free(&schemas);
+	sl_free(&tables);
+	return rc;
 }
 
 static const char heartbeat_sql[] =
@@ -235,12 +282,14 @@ static const char heartbeat_sql[] =
 static int heartbeat(struct probe *p, struct check_result *r, const char *host, long long *beats)
 {
 	char *rel = qualified(p->conn, p->cfg->agent_schema, "heartbeat");
-	char *sql = xasprintf(heartbeat_sql, rel);
+	char *sql = xasprintf(heartbeat_sql, rel ? rel : "checkpoint_agent.heartbeat");
 	char *what = xasprintf("as %s, the heartbeat in %s.heartbeat does not commit (run `checkpoint-agent migrate` "
 			       "if the table is missing)", db_owner_name(p->conn, p->cfg), p->cfg->agent_schema);
 	const char *params[1] = { host };
-	PGresult *res = run_query(p, r, CHECK_CRITICAL, what, sql, 1, params);
+	PGresult *res = rel ? run_query(p, r, CHECK_CRITICAL, what, sql, 1, params) : NULL;
 
+	if (rel == NULL)
+		result_set(r, CHECK_UNKNOWN, "the agent's schema name %s cannot be quoted", p->cfg->agent_schema);
 	free(what);
 	free(sql);
 	free(rel);
@@ -259,8 +308,7 @@ void check_writable(struct probe *p, struct check_result *r)
 	long long beats = 0;
 	int ntables = 0, rc;
 	double t0, ms;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot ask whether the server is in recovery",
-				  "SELECT pg_is_in_recovery()", 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_RECOVERY, CHECK_UNKNOWN, "cannot ask whether the server is in recovery");
 
 	if (res == NULL)
 		return;

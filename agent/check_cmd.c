@@ -1,7 +1,7 @@
 /*
  * check_cmd.c: `checkpoint-agent check [--format text|json|prometheus]`, one
  * health probe with the Nagios plugin exit codes: 0 OK, 1 WARNING,
- * 2 CRITICAL, 3 UNKNOWN. The report goes to stdout; the checks are in
+ * 2 CRITICAL, 3 UNKNOWN (usage errors too). The report goes to stdout; the checks are in
  * checks.c and the formats in report.c.
  */
 #include "check.h"
@@ -9,6 +9,7 @@
 #include "db.h"
 #include "log.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,30 +30,49 @@ static int parse_format(const char *s, enum report_format *f)
 	return 0;
 }
 
+static const struct option longopts[] = {
+	{ "format", required_argument, NULL, 'f' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char check_help[] =
+	"usage: checkpoint-agent check [--format text|json|prometheus]\n"
+	"\n"
+	"One health probe: an authenticated connection as the application's role,\n"
+	"then every check (query, writable, schema, pool_headroom,\n"
+	"idle_in_transaction, long_transactions, lock_waits, disk, size, wraparound).\n"
+	"\n"
+	"Options:\n"
+	"  -f, --format=F   text (default), json, or prometheus (node_exporter's textfile)\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit (Nagios plugin codes): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; usage\n"
+	"errors are UNKNOWN (3) too; an unreadable config file is 78.\n";
+
+const struct command_info check_info = { "f:", longopts, check_help };
+
+/* A usage error: UNKNOWN, as a Nagios plugin says it. */
 static int check_usage(const char *what, const char *arg)
 {
 	log_error("check: %s '%s'; usage: checkpoint-agent check [--format text|json|prometheus]", what, arg);
-	return EXIT_USAGE;
+	return CHECK_UNKNOWN;
 }
 
 static int parse_check_args(int argc, char **argv, enum report_format *f)
 {
-	*f = FORMAT_TEXT;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	int c;
 
-		if (strcmp(a, "--format") == 0 || strcmp(a, "-f") == 0) {
-			if (i + 1 >= argc)
-				return check_usage("option needs a value:", a);
-			a = argv[++i];
-		} else if (strncmp(a, "--format=", 9) == 0) {
-			a += 9;
-		} else {
-			return check_usage("unknown argument", a);
-		}
-		if (parse_format(a, f) != 0)
-			return check_usage("unknown format (text, json or prometheus)", a);
+	*f = FORMAT_TEXT;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+f:", longopts, NULL)) != -1) {
+		if (c != 'f')
+			return check_usage("unknown or incomplete option", argv[optind - 1]);
+		if (parse_format(optarg, f) != 0)
+			return check_usage("unknown format (text, json or prometheus)", optarg);
 	}
+	if (optind < argc)
+		return check_usage("unknown argument", argv[optind]);
 	return 0;
 }
 

@@ -17,7 +17,16 @@
 
 #define MIB (1024.0 * 1024.0)
 
+/*
+ * The checks' queries that take no parameter: checks.c sends them together,
+ * one round trip, before the checks run; each check takes its result with
+ * probe_query (or runs the query itself when the batch failed).
+ */
+enum prefetch { PRE_RECOVERY, PRE_SLOTS, PRE_SESSIONS, PRE_IDLE, PRE_XACT, PRE_LOCKS, PRE_WRAPAROUND, PRE_N };
+extern const char *const prefetch_sql[PRE_N];	/* check_sessions.c */
+
 struct probe {
+	PGresult *pre[PRE_N];		/* prefetched results, taken by probe_query */
 	const struct config *cfg;
 	PGconn *conn;
 	const struct check_conn *cc;
@@ -58,10 +67,13 @@ void format_bytes(char *buf, size_t n, double b);
  */
 PGresult *run_query(struct probe *p, struct check_result *r, enum check_status fail, const char *what,
 		    const char *sql, int nparams, const char *const *params);
+/* The prefetched result of WHICH (the caller clears it), else run_query of its SQL. */
+PGresult *probe_query(struct probe *p, struct check_result *r, enum prefetch which, enum check_status fail,
+		      const char *what);
 /* A cell as a number (0 when NULL or absent) or a string ("" then). */
 double get_num(const PGresult *res, int row, int col);
 const char *get_str(const PGresult *res, int row, int col);
-/* "schema"."table", quoted for SQL (caller frees). */
+/* "schema"."table", quoted for SQL (caller frees); NULL when a name cannot be quoted (logged). */
 char *qualified(PGconn *conn, const char *schema, const char *table);
 
 /* ---- the checks, by file ---- */
@@ -83,5 +95,7 @@ void check_wraparound(struct probe *p, struct check_result *r);
 void check_size(struct probe *p, struct check_result *r);
 /* check_disk.c */
 void check_disk(struct probe *p, struct check_result *r);
+/* check_backup.c */
+void check_backup(struct probe *p, struct check_result *r);
 
 #endif

@@ -169,6 +169,18 @@ PGresult *run_query(struct probe *p, struct check_result *r, enum check_status f
 	return NULL;
 }
 
+PGresult *probe_query(struct probe *p, struct check_result *r, enum prefetch which, enum check_status fail,
+		      const char *what)
+{
+	PGresult *res = p->pre[which];
+
+	if (res != NULL) {
+		p->pre[which] = NULL;
+		return res;
+	}
+	return run_query(p, r, fail, what, prefetch_sql[which], 0, NULL);
+}
+
 double get_num(const PGresult *res, int row, int col)
 {
 	if (row >= PQntuples(res) || PQgetisnull(res, row, col))
@@ -187,7 +199,7 @@ const char *get_str(const PGresult *res, int row, int col)
 char *qualified(PGconn *conn, const char *schema, const char *table)
 {
 	char *s = db_ident(conn, schema), *t = db_ident(conn, table);
-	char *q = xasprintf("%s.%s", s, t);
+	char *q = s && t ? xasprintf("%s.%s", s, t) : NULL;
 
 	PQfreemem(s);
 	PQfreemem(t);

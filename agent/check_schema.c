@@ -82,34 +82,23 @@ static const char fingerprint_sql[] =
 	" UNION ALL SELECT 'k' || k.oid || ':' || k.xmin FROM pg_constraint k"
 	"  WHERE k.connamespace IN (SELECT oid FROM ns)) s";
 
-/* An element of a PostgreSQL array literal: double-quoted, with " and \ escaped. */
-static void add_array_element(struct strbuf *sb, const char *v)
-{
-	sb_add(sb, sb->len > 1 ? ",\"" : "\"");
-	for (const char *c = v; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			sb_add(sb, "\\");
-		sb_addn(sb, c, 1);
-	}
-	sb_add(sb, "\"");
-}
-
 /* The fingerprint of the verifiable sets (a number from 15 hex digits), or -1 on error. */
 static long long schema_fingerprint(struct probe *p, const struct schema_sets *ss)
 {
 	struct strbuf schemas, files;
+	struct strlist names;
 	const char *params[2];
 	PGresult *res;
 	long long fp = -1;
 
 	sb_init(&schemas);
 	sb_init(&files);
-	sb_add(&schemas, "{");
+	sl_init(&names);
 	sb_add(&files, AGENT_VERSION);
 	for (size_t i = 0; i < ss->n; i++) {
 		if (!verifiable(ss, i))
 			continue;
-		add_array_element(&schemas, set_schema_name(ss->set[i], p->cfg));
+		sl_add(&names, set_schema_name(ss->set[i], p->cfg));
 		sb_printf(&files, " %s v%d", ss->set[i]->name, ss->st[i].recorded);
 		for (int v = 0; v <= ss->st[i].recorded; v++) {
 			const struct sql_file *f = set_file(ss->set[i], v, true);
@@ -117,7 +106,8 @@ static long long schema_fingerprint(struct probe *p, const struct schema_sets *s
 			sb_printf(&files, " %s", f ? f->sha256 : "-");
 		}
 	}
-	sb_add(&schemas, "}");
+	sb_add_pg_array(&schemas, &names);
+	sl_free(&names);
 	params[0] = schemas.buf;
 	params[1] = files.buf;
 	res = PQexecParams(p->conn, fingerprint_sql, 2, NULL, params, NULL, NULL, 0);

@@ -67,7 +67,7 @@ void check_pool(struct probe *p, struct check_result *r)
 {
 	struct pool_figures pf;
 	struct strbuf by_role;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read max_connections", slots_sql, 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_SLOTS, CHECK_UNKNOWN, "cannot read max_connections");
 
 	if (res == NULL)
 		return;
@@ -78,7 +78,7 @@ void check_pool(struct probe *p, struct check_result *r)
 	pf.usable = pf.max_conn - pf.su_reserved - pf.reserved;
 	pf.budget = p->cfg->pool_size * p->cfg->pool_instances;
 	PQclear(res);
-	res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_stat_activity", sessions_sql, 0, NULL);
+	res = probe_query(p, r, PRE_SESSIONS, CHECK_UNKNOWN, "cannot read pg_stat_activity");
 	if (res == NULL)
 		return;
 	sb_init(&by_role);
@@ -134,7 +134,7 @@ static const char *hidden_note(double hidden, char *buf, size_t n)
 void check_idle_in_transaction(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_stat_activity", idle_sql, 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_IDLE, CHECK_UNKNOWN, "cannot read pg_stat_activity");
 	double count, age;
 	char note[160];
 
@@ -160,7 +160,7 @@ void check_idle_in_transaction(struct probe *p, struct check_result *r)
 void check_long_transactions(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_stat_activity", xact_sql, 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_XACT, CHECK_UNKNOWN, "cannot read pg_stat_activity");
 	double count, age;
 	char note[160];
 
@@ -187,7 +187,7 @@ static const char locks_sql[] =
 void check_lock_waits(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_locks", locks_sql, 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_LOCKS, CHECK_UNKNOWN, "cannot read pg_locks");
 	double n;
 
 	if (res == NULL)
@@ -206,12 +206,24 @@ void check_lock_waits(struct probe *p, struct check_result *r)
 
 /* ---- wraparound ---- */
 
+static const char wraparound_sql[] =
+	"SELECT age(datfrozenxid), mxid_age(datminmxid), current_database() "
+	"FROM pg_database WHERE datname = current_database()";
+
+const char *const prefetch_sql[PRE_N] = {
+	[PRE_RECOVERY] = "SELECT pg_is_in_recovery()",
+	[PRE_SLOTS] = slots_sql,
+	[PRE_SESSIONS] = sessions_sql,
+	[PRE_IDLE] = idle_sql,
+	[PRE_XACT] = xact_sql,
+	[PRE_LOCKS] = locks_sql,
+	[PRE_WRAPAROUND] = wraparound_sql,
+};
+
 void check_wraparound(struct probe *p, struct check_result *r)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read pg_database",
-				  "SELECT age(datfrozenxid), mxid_age(datminmxid), current_database() "
-				  "FROM pg_database WHERE datname = current_database()", 0, NULL);
+	PGresult *res = probe_query(p, r, PRE_WRAPAROUND, CHECK_UNKNOWN, "cannot read pg_database");
 	double age;
 
 	if (res == NULL)

@@ -1,6 +1,14 @@
 /*
  * check_size.c: the `size` check: each checkpoint table's size, and its
- * growth since the previous sample in the state file.
+ * growth per hour.
+ *
+ * The rate is measured against the newest sample in the state file that is
+ * at least GROWTH_MIN_AGE_S old, so neither a check a second after the
+ * previous one (the CLI and the service share the file) nor the first check
+ * after an outage (a sample days old) gives a false alarm. Two samples are
+ * kept per table: "size KEY", the baseline, and "size-next KEY", which takes
+ * its place once it is old enough; the window is thus 5 to 10 minutes when
+ * checks are frequent, and as long as the gap after an outage.
  */
 #include "check_probe.h"
 #include "db.h"
@@ -20,53 +28,149 @@ struct size_run {
 	long long now;
 };
 
-static void size_one_table(struct probe *p, struct check_result *r, struct size_run *sr, const char *schema,
-			   const char *table)
+#define GROWTH_MIN_AGE_S 300
+
+struct growth_sample {
+	bool present;
+	long long bytes, at;
+};
+
+static struct growth_sample sample_of(const struct size_state *st, const char *key)
+{
+	const struct size_sample *s = state_find(st, key);
+
+	return s ? (struct growth_sample){ true, s->bytes, s->at } : (struct growth_sample){ false, 0, 0 };
+}
+
+/* The sample to measure against: the newest one at least GROWTH_MIN_AGE_S old, or none. */
+static const struct growth_sample *growth_reference(const struct growth_sample *base,
+						    const struct growth_sample *next, long long now)
+{
+	if (next->present && now - next->at >= GROWTH_MIN_AGE_S)
+		return next;
+	if (base->present && now - base->at >= GROWTH_MIN_AGE_S)
+		return base;
+	return NULL;
+}
+
+/* Keeps the two samples: a new baseline when there is none, the next one once it is old enough. */
+static void growth_update(struct size_state *st, const char *base_key, const char *next_key,
+			  const struct growth_sample *base, const struct growth_sample *next, long long total,
+			  long long now)
+{
+	if (!base->present || base->at > now) {
+		state_put(st, base_key, total, now);
+	} else if (!next->present || next->at > now) {
+		if (now - base->at >= GROWTH_MIN_AGE_S)
+			state_put(st, next_key, total, now);
+	} else if (now - next->at >= GROWTH_MIN_AGE_S) {
+		state_put(st, base_key, next->bytes, next->at);
+		state_put(st, next_key, total, now);
+	}
+}
+
+static void size_growth(struct probe *p, struct check_result *r, struct size_run *sr, const char *name,
+			long long total)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	char *rel = qualified(p->conn, schema, table), *name, *key, total_s[32];
-	const char *params[1] = { rel };
-	PGresult *res = run_query(p, r, CHECK_UNKNOWN, "cannot read a table's size",
-				  "SELECT pg_table_size(c.oid), pg_total_relation_size(c.oid) FROM pg_class c "
-				  "WHERE c.oid = to_regclass($1)", 1, params);
-	const struct size_sample *prev;
-	long long bytes, total;
+	char *base_key = xasprintf("size %s %s", p->db_key, name);
+	char *next_key = xasprintf("size-next %s %s", p->db_key, name);
+	struct growth_sample base = sample_of(&p->state, base_key), next = sample_of(&p->state, next_key);
+	const struct growth_sample *ref = growth_reference(&base, &next, sr->now);
+	char total_s[32];
 
-	free(rel);
-	if (res == NULL)
-		return;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return;		/* missing: the schema check says so */
+	format_bytes(total_s, sizeof(total_s), (double)total);
+	if (ref != NULL) {
+		char rate_s[32];
+		long long span = sr->now - ref->at;
+		double per_hour = (double)(total - ref->bytes) * 3600.0 / (double)span;
+
+		sample_add1(r, "table_growth_bytes_per_second", "Growth of a checkpoint table (with TOAST and indexes), "
+			    "averaged over the last 5 to 10 minutes (or since the last check before a gap).",
+			    "table", name, per_hour / 3600.0);
+		sr->status = worse(sr->status, level_high(per_hour / MIB, (double)t->growth_warn_mb,
+							  (double)t->growth_crit_mb));
+		format_bytes(rate_s, sizeof(rate_s), per_hour);
+		sb_printf(&sr->msg, "%s%s %s (%s%s/h over %lld s)", sr->msg.len ? ", " : "", name, total_s,
+			  per_hour >= 0 ? "+" : "", rate_s, span);
+	} else {
+		sb_printf(&sr->msg, "%s%s %s (growth: first sample %lld s old, measured from %d s)",
+			  sr->msg.len ? ", " : "", name, total_s,
+			  base.present && base.at <= sr->now ? sr->now - base.at : 0LL, GROWTH_MIN_AGE_S);
 	}
-	bytes = (long long)get_num(res, 0, 0);
-	total = (long long)get_num(res, 0, 1);
-	PQclear(res);
-	name = xasprintf("%s.%s", schema, table);
-	key = xasprintf("size %s %s", p->db_key, name);
+	growth_update(&p->state, base_key, next_key, &base, &next, total, sr->now);
+	free(base_key);
+	free(next_key);
+}
+
+/* One table's sizes (a row of sizes_sql): samples, growth, and its part of the message. */
+static void size_one_table(struct probe *p, struct check_result *r, struct size_run *sr, const char *name,
+			   long long bytes, long long total)
+{
 	sample_add1(r, "table_size_bytes", "Size of a checkpoint table including TOAST, without indexes.",
 		    "table", name, (double)bytes);
 	sample_add1(r, "table_total_size_bytes", "Size of a checkpoint table with TOAST and indexes.",
 		    "table", name, (double)total);
-	format_bytes(total_s, sizeof(total_s), (double)total);
-	prev = state_find(&p->state, key);
-	if (prev != NULL) {
-		long long growth = total - prev->bytes;
-		char growth_s[32];
+	size_growth(p, r, sr, name, total);
+}
 
-		sample_add1(r, "table_growth_bytes", "Growth of a checkpoint table (with TOAST and indexes) since the "
-			    "previous check run.", "table", name, (double)growth);
-		sr->status = worse(sr->status, level_high((double)growth / MIB, (double)t->growth_warn_mb,
-							  (double)t->growth_crit_mb));
-		format_bytes(growth_s, sizeof(growth_s), (double)growth);
-		sb_printf(&sr->msg, "%s%s %s (%s%s in %lld s)", sr->msg.len ? ", " : "", name, total_s,
-			  growth >= 0 ? "+" : "", growth_s, sr->now - prev->at);
-	} else {
-		sb_printf(&sr->msg, "%s%s %s", sr->msg.len ? ", " : "", name, total_s);
+/* The sizes of every table named in $1 (quoted "schema"."table"), in one round trip; missing ones have no row. */
+static const char sizes_sql[] =
+	"SELECT u.n, pg_table_size(c.oid), pg_total_relation_size(c.oid) "
+	"FROM unnest($1::text[]) WITH ORDINALITY AS u(rel, n) JOIN pg_class c ON c.oid = to_regclass(u.rel) "
+	"ORDER BY u.n";
+
+/* The configured sets' tables: their quoted names in RELS, "schema.table" in NAMES. */
+static int list_tables(struct probe *p, struct check_result *r, struct strlist *rels, struct strlist *names)
+{
+	const struct config *cfg = p->cfg;
+
+	for (size_t i = 0; i < cfg->nsets; i++) {
+		const struct set_def *set = set_find(cfg->sets[i]);
+
+		for (const char *const *t = set ? set->tables : NULL; t && *t; t++) {
+			const char *schema = set_schema_name(set, cfg);
+			char *rel = qualified(p->conn, schema, *t);
+
+			if (rel == NULL) {
+				result_set(r, CHECK_UNKNOWN, "the name of %s.%s cannot be quoted", schema, *t);
+				return -1;
+			}
+			sl_add(rels, rel);
+			sl_addf(names, "%s.%s", schema, *t);
+			free(rel);
+		}
 	}
-	state_put(&p->state, key, total, sr->now);
-	free(key);
-	free(name);
+	return 0;
+}
+
+static void measure_tables(struct probe *p, struct check_result *r, struct size_run *sr)
+{
+	struct strlist rels, names;
+	struct strbuf arr;
+	PGresult *res = NULL;
+
+	sl_init(&rels);
+	sl_init(&names);
+	sb_init(&arr);
+	if (list_tables(p, r, &rels, &names) == 0) {
+		const char *params[1];
+
+		sb_add_pg_array(&arr, &rels);
+		params[0] = arr.buf;
+		res = run_query(p, r, CHECK_UNKNOWN, "cannot read the tables' sizes", sizes_sql, 1, params);
+	}
+	for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+		long n = strtol(get_str(res, i, 0), NULL, 10);
+
+		if (n >= 1 && (size_t)n <= names.n)	/* missing tables: the schema check says so */
+			size_one_table(p, r, sr, names.items[n - 1], (long long)get_num(res, i, 1),
+				       (long long)get_num(res, i, 2));
+	}
+	PQclear(res);
+	sb_free(&arr);
+	sl_free(&rels);
+	sl_free(&names);
 }
 
 void check_size(struct probe *p, struct check_result *r)
@@ -79,24 +183,18 @@ void check_size(struct probe *p, struct check_result *r)
 	sb_init(&sr.msg);
 	sr.status = CHECK_OK;
 	sr.now = (long long)time(NULL);
-	for (size_t i = 0; i < cfg->nsets && r->status == CHECK_OK; i++) {
-		const struct set_def *set = set_find(cfg->sets[i]);
-
-		for (const char *const *t = set ? set->tables : NULL; t && *t && r->status == CHECK_OK; t++)
-			size_one_table(p, r, &sr, set_schema_name(set, cfg), *t);
-	}
+	measure_tables(p, r, &sr);
 	if (r->status == CHECK_OK) {
 		const struct check_thresholds *t = &cfg->checks;
 
 		if (cfg->state_file[0] == '\0')
 			why = xstrdup("service.state_file is not set, so there is no growth");
-		else if (state_write(cfg->state_file, &p->state, &why) != 0)
+		else if (p->state.dirty && state_write(cfg->state_file, &p->state, &why) != 0)
 			log_warning("%s; the growth cannot be measured", why);
-		result_set(r, sr.status, "%s (growth warn %lld MiB, crit %lld MiB per run)%s%s",
+		result_set(r, sr.status, "%s (growth warn %lld MiB/h, crit %lld MiB/h)%s%s",
 			   sr.msg.len ? sr.msg.buf : "no checkpoint table exists", t->growth_warn_mb, t->growth_crit_mb,
 			   why || p->state_error ? "; " : "", why ? why : p->state_error ? p->state_error : "");
 	}
 	free(why);
 	sb_free(&sr.msg);
 }
-

@@ -28,26 +28,32 @@ void checks_set_tick(check_tick_fn fn)
 /* ---- the run ---- */
 
 /*
- * AS_OWNER: the check runs as database.owner_role (SET ROLE, then RESET
+ * as_owner: the check runs as database.owner_role (SET ROLE, then RESET
  * ROLE): the write probe proves what the application's role can write, and
  * the version tables and the ledger are the owner's. The others run as the
  * login role, which pg_monitor lets see every session.
+ *
+ * gates: the check counts for the service's readiness (READY=1 waits until no
+ * such check is CRITICAL). A stale backup or a failing WAL archive is an alarm,
+ * not a reason to keep the applications down: `backup` does not gate.
  */
 static const struct {
 	const char *name;
 	check_fn fn;
 	bool as_owner;
+	bool gates;
 } checks[] = {
-	{ "query", check_query, false },
-	{ "writable", check_writable, true },
-	{ "schema", check_schema, true },
-	{ "pool_headroom", check_pool, false },
-	{ "idle_in_transaction", check_idle_in_transaction, false },
-	{ "long_transactions", check_long_transactions, false },
-	{ "lock_waits", check_lock_waits, false },
-	{ "disk", check_disk, false },
-	{ "size", check_size, false },
-	{ "wraparound", check_wraparound, false },
+	{ "query", check_query, false, true },
+	{ "writable", check_writable, true, true },
+	{ "schema", check_schema, true, true },
+	{ "pool_headroom", check_pool, false, true },
+	{ "idle_in_transaction", check_idle_in_transaction, false, true },
+	{ "long_transactions", check_long_transactions, false, true },
+	{ "lock_waits", check_lock_waits, false, true },
+	{ "disk", check_disk, false, true },
+	{ "size", check_size, false, true },
+	{ "wraparound", check_wraparound, false, true },
+	{ "backup", check_backup, false, false },
 };
 
 /* A check that cannot run for want of a connection. */
@@ -95,6 +101,40 @@ static void run_as_owner(struct probe *p, struct check_result *r, check_fn fn)
 	}
 }
 
+/*
+ * Sends the checks' parameterless queries as one simple-query message: one
+ * round trip instead of PRE_N. Results are kept until a failure; a check
+ * whose result is missing runs its query itself (and reports its error).
+ */
+static void prefetch(struct probe *p)
+{
+	struct strbuf sb;
+	int i = 0;
+
+	sb_init(&sb);
+	for (int k = 0; k < PRE_N; k++)
+		sb_printf(&sb, "%s;", prefetch_sql[k]);
+	if (PQsendQuery(p->conn, sb.buf) == 0) {
+		sb_free(&sb);
+		return;
+	}
+	sb_free(&sb);
+	for (PGresult *res; (res = PQgetResult(p->conn)) != NULL; i++) {
+		if (i < PRE_N && PQresultStatus(res) == PGRES_TUPLES_OK && (i == 0 || p->pre[i - 1] != NULL))
+			p->pre[i] = res;
+		else
+			PQclear(res);
+	}
+}
+
+static void prefetch_free(struct probe *p)
+{
+	for (int k = 0; k < PRE_N; k++) {
+		PQclear(p->pre[k]);
+		p->pre[k] = NULL;
+	}
+}
+
 void checks_run(const struct config *cfg, const struct check_conn *cc, struct check_report *rep)
 {
 	struct probe p;
@@ -113,6 +153,7 @@ void checks_run(const struct config *cfg, const struct check_conn *cc, struct ch
 		p.db_key = xasprintf("%s:%s/%s", host && *host ? host : "localhost", PQport(p.conn), PQdb(p.conn));
 		if (cfg->state_file[0] != '\0' && state_read(cfg->state_file, &p.state, &p.state_error) != 0)
 			log_warning("%s; the growth is measured from now on", p.state_error);
+		prefetch(&p);
 	}
 	check_connect(&p);
 	rep->results[0].seconds = cc->persistent ? 0.0 : cc->connect_ms / 1000.0;
@@ -131,12 +172,17 @@ void checks_run(const struct config *cfg, const struct check_conn *cc, struct ch
 		r->seconds = (mono_ms() - t1) / 1000.0;
 		log_debug("check %s: %s in %.1f ms", r->name, check_status_name(r->status), r->seconds * 1000.0);
 	}
+	prefetch_free(&p);
 	state_free(&p.state);
 	free(p.state_error);
 	free(p.db_key);
 	rep->worst = CHECK_OK;
+	rep->gate_worst = worse(CHECK_OK, rep->results[0].status);	/* connect */
 	for (size_t i = 0; i < rep->n; i++)
 		rep->worst = worse(rep->worst, rep->results[i].status);
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && i + 1 < rep->n; i++)
+		if (checks[i].gates)
+			rep->gate_worst = worse(rep->gate_worst, rep->results[i + 1].status);
 	rep->duration_s = (mono_ms() - t0 + (cc->persistent ? 0.0 : cc->connect_ms)) / 1000.0;
 	rep->finished_at = (long long)time(NULL);
 }

@@ -36,6 +36,11 @@ void config_defaults(struct config *c)
 	c->state_file = xstrdup("/var/lib/checkpoint-agent/state");
 	c->metrics_file = xstrdup("");
 	c->data_directory = xstrdup("");
+	c->backup_info_file = xstrdup("");
+	c->backup_drill_file = xstrdup("");
+	c->backup_repo_path = xstrdup("");
+	c->backup_stanza = xstrdup("");
+	c->backup_interval_hours = 24;
 
 	c->checks = (struct check_thresholds){
 		.connect_warn_ms = 1000, .connect_crit_ms = 4000,
@@ -49,6 +54,9 @@ void config_defaults(struct config *c)
 		.pool_usage_warn_pct = 80, .pool_usage_crit_pct = 95,
 		.wraparound_warn = 500000000LL, .wraparound_crit = 1000000000LL,
 		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
+		.backup_age_warn_pct = 150, .backup_age_crit_pct = 300,
+		.archive_age_warn_s = 900, .archive_age_crit_s = 3600,
+		.drill_age_warn_days = 45,
 	};
 }
 
@@ -68,6 +76,10 @@ void config_free(struct config *c)
 	free(c->state_file);
 	free(c->metrics_file);
 	free(c->data_directory);
+	free(c->backup_info_file);
+	free(c->backup_drill_file);
+	free(c->backup_repo_path);
+	free(c->backup_stanza);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -112,6 +124,11 @@ static const struct option options[] = {
 	{ "service", "state_file", K_STRING, OFF(state_file), 0, 0 },
 	{ "service", "metrics_file", K_STRING, OFF(metrics_file), 0, 0 },
 	{ "service", "data_directory", K_STRING, OFF(data_directory), 0, 0 },
+	{ "backup", "info_file", K_STRING, OFF(backup_info_file), 0, 0 },
+	{ "backup", "drill_file", K_STRING, OFF(backup_drill_file), 0, 0 },
+	{ "backup", "repo_path", K_STRING, OFF(backup_repo_path), 0, 0 },
+	{ "backup", "stanza", K_STRING, OFF(backup_stanza), 0, 0 },
+	{ "backup", "interval_hours", K_INT, OFF(backup_interval_hours), 1, 8760 },
 	{ "checks", "connect_warn_ms", K_INT, CHK(connect_warn_ms), 1, 3600000 },
 	{ "checks", "connect_crit_ms", K_INT, CHK(connect_crit_ms), 1, 3600000 },
 	{ "checks", "query_warn_ms", K_INT, CHK(query_warn_ms), 1, 3600000 },
@@ -134,6 +151,11 @@ static const struct option options[] = {
 	{ "checks", "wraparound_crit", K_INT64, CHK(wraparound_crit), 1, 2147483647LL },
 	{ "checks", "growth_warn_mb", K_INT64, CHK(growth_warn_mb), 1, 1LL << 40 },
 	{ "checks", "growth_crit_mb", K_INT64, CHK(growth_crit_mb), 1, 1LL << 40 },
+	{ "checks", "backup_age_warn_pct", K_INT, CHK(backup_age_warn_pct), 1, 100000 },
+	{ "checks", "backup_age_crit_pct", K_INT, CHK(backup_age_crit_pct), 1, 100000 },
+	{ "checks", "archive_age_warn", K_INT, CHK(archive_age_warn_s), 1, 8640000 },
+	{ "checks", "archive_age_crit", K_INT, CHK(archive_age_crit_s), 1, 8640000 },
+	{ "checks", "drill_age_warn_days", K_INT, CHK(drill_age_warn_days), 1, 3650 },
 };
 
 static const char *const known_sets[] = { "langgraph", "langgraph-store", "agentos" };
@@ -241,7 +263,7 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 		const char *gname = config_setting_name(grp);
 
 		if (gname == NULL || !known_group(gname) || !config_setting_is_group(grp)) {
-			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service and checks",
+			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service, backup and checks",
 				  file, config_setting_source_line(grp), gname ? gname : "?");
 			return EXIT_CONFIG;
 		}
@@ -273,7 +295,8 @@ static int check_consistency(const char *file, struct config *c)
 	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
 	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||
 	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
-	    t->growth_warn_mb > t->growth_crit_mb) {
+	    t->growth_warn_mb > t->growth_crit_mb || t->backup_age_warn_pct > t->backup_age_crit_pct ||
+	    t->archive_age_warn_s > t->archive_age_crit_s) {
 		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
 			  "warnings must come first (for free space: warn above crit)", file);
 		return EXIT_CONFIG;

@@ -22,7 +22,10 @@ struct check_thresholds {
 	int inodes_free_warn_pct, inodes_free_crit_pct;
 	int pool_usage_warn_pct, pool_usage_crit_pct;
 	long long wraparound_warn, wraparound_crit;
-	long long growth_warn_mb, growth_crit_mb;	/* table growth per check run */
+	long long growth_warn_mb, growth_crit_mb;	/* table growth, MiB per hour */
+	int backup_age_warn_pct, backup_age_crit_pct;	/* newest backup's age, % of backup.interval_hours */
+	int archive_age_warn_s, archive_age_crit_s;	/* last archived segment, while one waits */
+	int drill_age_warn_days;			/* the last restore drill */
 };
 
 struct config {
@@ -54,6 +57,13 @@ struct config {
 	char *state_file;
 	char *metrics_file;
 	char *data_directory;
+
+	/* backup (pgBackRest): what the backup check reads; empty info_file: not configured */
+	char *backup_info_file;
+	char *backup_drill_file;
+	char *backup_repo_path;
+	char *backup_stanza;
+	int backup_interval_hours;
 
 	struct check_thresholds checks;
 };

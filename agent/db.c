@@ -57,29 +57,75 @@ static void wipe_free(char *s)
 	free(s);
 }
 
-PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
+/* The value of KEY in OPTS when set and not empty, else NULL. */
+static const char *conninfo_value(const PQconninfoOption *opts, const char *key)
 {
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, key) == 0)
+			return o->val != NULL && o->val[0] != '\0' ? o->val : NULL;
+	return NULL;
+}
+
+/*
+ * The connection's parameters: the user's connection string first and
+ * winning, then the agent's own only where the string does not set them
+ * (connect_timeout, application_name). The agent's statement_timeout goes in
+ * front of the string's options (or PGOPTIONS), so a -c there wins over it.
+ */
+struct conn_params {
 	const char *keys[8], *vals[8];
-	char timeout[16], *options, *pw = NULL;
-	PGconn *conn;
+	char timeout[16];
+	char *options;
+};
+
+static int conn_params_build(const struct config *cfg, const PQconninfoOption *user, const char *pw,
+			     struct conn_params *cp)
+{
+	const char *theirs = conninfo_value(user, "options"), *env = getenv("PGOPTIONS");
 	int k = 0;
 
-	*why = NULL;
-	if (cfg->password_file[0] != '\0' && (*rc = read_password_file(cfg->password_file, &pw, why)) != 0)
-		return NULL;
-	snprintf(timeout, sizeof(timeout), "%d", cfg->connect_timeout);
-	options = xasprintf("-c statement_timeout=%d", cfg->statement_timeout);
-	keys[k] = "dbname", vals[k++] = cfg->uri;
-	keys[k] = "connect_timeout", vals[k++] = timeout;
-	keys[k] = "application_name", vals[k++] = cfg->application_name;
-	keys[k] = "options", vals[k++] = options;
+	if (theirs == NULL && env != NULL && *env != '\0')
+		theirs = env;
+	snprintf(cp->timeout, sizeof(cp->timeout), "%d", cfg->connect_timeout);
+	cp->options = xasprintf("-c statement_timeout=%d%s%s", cfg->statement_timeout, theirs ? " " : "",
+				theirs ? theirs : "");
+	cp->keys[k] = "dbname", cp->vals[k++] = cfg->uri;
+	if (conninfo_value(user, "connect_timeout") == NULL)
+		cp->keys[k] = "connect_timeout", cp->vals[k++] = cp->timeout;
+	if (conninfo_value(user, "application_name") == NULL)
+		cp->keys[k] = "application_name", cp->vals[k++] = cfg->application_name;
+	cp->keys[k] = "options", cp->vals[k++] = cp->options;
 	if (pw != NULL)
-		keys[k] = "password", vals[k++] = pw;
-	keys[k] = NULL, vals[k] = NULL;
+		cp->keys[k] = "password", cp->vals[k++] = pw;
+	cp->keys[k] = NULL, cp->vals[k] = NULL;
+	return k;
+}
 
-	conn = PQconnectdbParams(keys, vals, 1);
+PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
+{
+	PQconninfoOption *user;
+	struct conn_params cp;
+	char *pw = NULL, *err = NULL;
+	PGconn *conn;
+
+	*why = NULL;
+	user = PQconninfoParse(cfg->uri, &err);
+	if (user == NULL) {
+		*why = xasprintf("database.uri (or CHECKPOINT_DB_URI) is not a connection string libpq accepts: %s",
+				 err ? err : "out of memory");
+		PQfreemem(err);
+		*rc = EXIT_CONFIG;
+		return NULL;
+	}
+	if (cfg->password_file[0] != '\0' && (*rc = read_password_file(cfg->password_file, &pw, why)) != 0) {
+		PQconninfoFree(user);
+		return NULL;
+	}
+	conn_params_build(cfg, user, pw, &cp);
+	conn = PQconnectdbParams(cp.keys, cp.vals, 1);
 	wipe_free(pw);
-	free(options);
+	free(cp.options);
+	PQconninfoFree(user);
 	if (conn == NULL) {
 		*why = xstrdup("libpq could not allocate a connection");
 		*rc = EXIT_UNREACHABLE;
@@ -181,6 +227,24 @@ char *db_error_text(const PGresult *res, PGconn *conn)
 	return sb_detach(&sb);
 }
 
+static char last_sqlstate[6];
+
+static void remember_sqlstate(const PGresult *res)
+{
+	const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", st ? st : "");
+}
+
+int db_read_fail_code(PGconn *conn)
+{
+	if (db_lost(conn))
+		return EXIT_UNREACHABLE;
+	if (strcmp(last_sqlstate, "42501") == 0)
+		return EXIT_NOPERM;
+	return EXIT_UNREACHABLE;
+}
+
 int db_exec(PGconn *conn, const char *sql)
 {
 	PGresult *res = PQexec(conn, sql);
@@ -188,6 +252,7 @@ int db_exec(PGconn *conn, const char *sql)
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
 		char *e = db_error_text(res, conn);
 
+		remember_sqlstate(res);
 		log_error("the database refused a statement: %s", e);
 		free(e);
 		PQclear(res);
@@ -204,6 +269,7 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		char *e = db_error_text(res, conn);
 
+		remember_sqlstate(res);
 		log_error("a query failed: %s", e);
 		free(e);
 		PQclear(res);
@@ -216,10 +282,8 @@ char *db_ident(PGconn *conn, const char *name)
 {
 	char *s = PQescapeIdentifier(conn, name, strlen(name));
 
-	if (s == NULL) {
+	if (s == NULL)
 		log_error("cannot quote the identifier \"%s\": %s", name, PQerrorMessage(conn));
-		exit(EXIT_STEP);
-	}
 	return s;
 }
 
@@ -227,10 +291,8 @@ char *db_literal(PGconn *conn, const char *value)
 {
 	char *s = PQescapeLiteral(conn, value, strlen(value));
 
-	if (s == NULL) {
+	if (s == NULL)
 		log_error("cannot quote a literal: %s", PQerrorMessage(conn));
-		exit(EXIT_STEP);
-	}
 	return s;
 }
 

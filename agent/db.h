@@ -33,12 +33,24 @@ int db_exec(PGconn *conn, const char *sql);
 /* Runs a query with text parameters; returns the result, or NULL after logging. */
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
-/* A quoted identifier / literal (PQescapeIdentifier / PQescapeLiteral); caller frees with PQfreemem. */
+/*
+ * A quoted identifier / literal (PQescapeIdentifier / PQescapeLiteral);
+ * caller frees with PQfreemem. NULL, after logging, when libpq refuses (a
+ * byte sequence invalid in the client encoding, or no memory).
+ */
 char *db_ident(PGconn *conn, const char *name);
 char *db_literal(PGconn *conn, const char *value);
 
 /* The server's error of a failed result, with its detail and hint, one string (caller frees). */
 char *db_error_text(const PGresult *res, PGconn *conn);
+
+/*
+ * The exit code of a read-only command (status, verify) whose db_query or
+ * db_exec failed: EXIT_NOPERM when the role lacked a privilege (SQLSTATE
+ * 42501), else EXIT_UNREACHABLE (the connection was lost, or the database
+ * refused to answer).
+ */
+int db_read_fail_code(PGconn *conn);
 
 /* True when the connection is gone (so the caller exits 69, not 70). */
 bool db_lost(PGconn *conn);

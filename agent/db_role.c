@@ -33,7 +33,11 @@ int db_become_owner(PGconn *conn, const struct config *cfg, char **why)
 	*why = NULL;
 	if (cfg->owner_role[0] == '\0')
 		return 0;
-	ident = db_ident(conn, cfg->owner_role);
+	if ((ident = db_ident(conn, cfg->owner_role)) == NULL) {
+		*why = xasprintf("cannot quote the owner role's name \"%s\" (database.owner_role): %s; give a "
+				 "name valid in the database's encoding", cfg->owner_role, PQerrorMessage(conn));
+		return -1;
+	}
 	sql = xasprintf("SET ROLE %s", ident);
 	rc = exec_role_statement(conn, sql, &err);
 	if (rc != 0) {

@@ -4,6 +4,10 @@
 # (the checksum the ledger records, the same as `sha256sum FILE`).
 #
 # File names: SQLDIR/<set>/<NNNN>_<name>.<up|down>.sql
+#
+# SQLDIR/superseded.sha256 (sha256sum's format, # comments) lists earlier
+# checksums of files whose statements did not change; they are embedded too,
+# so that a ledger row recording one is not taken for drift.
 set -eu
 
 dir=$1
@@ -37,3 +41,17 @@ done
 echo '};'
 echo
 echo 'const size_t sql_files_count = sizeof(sql_files) / sizeof(sql_files[0]);'
+echo
+echo 'const struct sql_superseded sql_superseded[] = {'
+if [ -f "$dir/superseded.sha256" ]; then
+	grep -v '^#' "$dir/superseded.sha256" | grep -v '^[[:space:]]*$' | while read -r sum path; do
+		case "$sum" in
+		*[!0-9a-f]* | '') echo "gen-sql-embed: superseded.sha256: bad checksum '$sum'" >&2; exit 1 ;;
+		esac
+		[ "${#sum}" -eq 64 ] || { echo "gen-sql-embed: superseded.sha256: bad checksum '$sum'" >&2; exit 1; }
+		[ -f "$dir/$path" ] || { echo "gen-sql-embed: superseded.sha256: no file $path" >&2; exit 1; }
+		printf '\t{ "%s", "%s" },\n' "$path" "$sum"
+	done
+fi
+printf '\t{ NULL, NULL }\n'
+echo '};'

@@ -7,7 +7,6 @@
 #include "log.h"
 #include "util.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,44 +24,35 @@ char *ledger_now(PGconn *conn)
 	return s;
 }
 
-static void host_name(char *buf, size_t len)
+char *ledger_insert_sql(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at)
 {
-	if (gethostname(buf, len) == -1)
-		snprintf(buf, len, "unknown");
-	buf[len - 1] = '\0';
-}
+	char host[256], version[16], *schema = db_ident(conn, cfg->agent_schema), *lit[7], *sql = NULL;
+	const char *values[7];
+	bool ok = schema != NULL;
 
-int ledger_record(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at)
-{
-	char host[HOST_NAME_MAX + 1], version[16];
-	char *schema = db_ident(conn, cfg->agent_schema);
-	char *sql = xasprintf("INSERT INTO %s.ledger (set_name, version, direction, checksum, started_at, "
-			      "agent_version, host) VALUES ($1, $2, $3, $4, $5, $6, $7)", schema);
-	const char *params[7];
-	PGresult *res;
-	int rc = 0;
-
-	host_name(host, sizeof(host));
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
 	snprintf(version, sizeof(version), "%d", f->version);
-	params[0] = f->set;
-	params[1] = version;
-	params[2] = f->direction;
-	params[3] = f->sha256;
-	params[4] = started_at;
-	params[5] = AGENT_VERSION;
-	params[6] = host;
-	res = PQexecParams(conn, sql, 7, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		char *e = db_error_text(res, conn);
-
-		log_error("recording %s v%d in the ledger failed: %s", f->set, f->version, e);
-		free(e);
-		rc = -1;
+	values[0] = f->set;
+	values[1] = version;
+	values[2] = f->direction;
+	values[3] = f->sha256;
+	values[4] = started_at;
+	values[5] = AGENT_VERSION;
+	values[6] = host;
+	for (int i = 0; i < 7; i++) {
+		lit[i] = db_literal(conn, values[i]);
+		ok = ok && lit[i] != NULL;
 	}
-	PQclear(res);
-	free(sql);
+	if (ok)
+		sql = xasprintf("INSERT INTO %s.ledger (set_name, version, direction, checksum, started_at, agent_version, "
+				"host) VALUES (%s, %s, %s, %s, %s, %s, %s)", schema, lit[0], lit[1], lit[2], lit[3], lit[4],
+				lit[5], lit[6]);
+	for (int i = 0; i < 7; i++)
+		PQfreemem(lit[i]);
 	PQfreemem(schema);
-	return rc;
+	return sql;
 }
 
 int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set_def *set, int latest,
@@ -82,7 +72,8 @@ int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set
 		return 0;
 	}
 	PQclear(res);
-	schema = db_ident(conn, cfg->agent_schema);
+	if ((schema = db_ident(conn, cfg->agent_schema)) == NULL)
+		return -1;
 	sql = xasprintf("SELECT DISTINCT ON (version) version, direction, checksum FROM %s.ledger "
 			"WHERE set_name = $1 ORDER BY version, id DESC", schema);
 	PQfreemem(schema);

@@ -14,8 +14,12 @@
 /* The database's clock_timestamp() now, as text, for a step's start (caller frees). */
 char *ledger_now(PGconn *conn);
 
-/* Adds one row, inside the caller's transaction. Returns 0 or -1 (logged). */
-int ledger_record(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at);
+/*
+ * The INSERT of F's ledger row, its values quoted (PQescapeLiteral), so that
+ * it can share one message with the version row and the COMMIT (caller
+ * frees). NULL when a value cannot be quoted (logged).
+ */
+char *ledger_insert_sql(PGconn *conn, const struct config *cfg, const struct sql_file *f, const char *started_at);
 
 /* The last entry of each version of SET. */
 struct ledger_entry {

@@ -45,14 +45,18 @@ static int lock_holder(PGconn *conn)
 	return pid;
 }
 
-int lock_acquire(PGconn *conn, int timeout_s, progress_fn progress)
+int lock_acquire(struct step_ctx *ctx, PGconn *conn)
 {
+	int timeout_s = ctx->cfg->lock_timeout;
 	long long start = now_ms(), deadline = start + (long long)timeout_s * 1000, last_note = start;
+	struct backoff b;
 	bool got = false;
 
+	/* 150 to 300 ms, so that waiting agents do not poll in step. */
+	backoff_init(&b, 300, 300);
 	for (;;) {
 		if (try_lock(conn, &got) != 0)
-			return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+			return step_fail_code(ctx, conn);
 		if (got)
 			return 0;
 		if (now_ms() >= deadline) {
@@ -68,13 +72,14 @@ int lock_acquire(PGconn *conn, int timeout_s, progress_fn progress)
 					       lock_holder(conn), (now_ms() - start) / 1000);
 
 			log_info("%s", what);
-			if (progress != NULL)
-				progress(what);
+			step_progress(ctx, "%s", what);
 			free(what);
 			last_note = now_ms();
 		}
-		/* 100 to 300 ms, so that waiting agents do not poll in step. */
-		sleep_ms(100 + rand() % 200);
+		if (!step_sleep(ctx, backoff_next(&b))) {
+			log_notice("stopped while waiting for the migration lock; nothing was changed");
+			return EXIT_STOPPED;
+		}
 	}
 }
 

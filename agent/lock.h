@@ -7,10 +7,13 @@
 #include <libpq-fe.h>
 
 #include "db.h"
-#include "migrate.h"
+#include "step.h"
 
-/* Polls for the lock for up to TIMEOUT_S seconds. Returns 0, EXIT_LOCK or EXIT_UNREACHABLE. */
-int lock_acquire(PGconn *conn, int timeout_s, progress_fn progress);
+/*
+ * Polls for the lock for up to migrations.lock_timeout. Returns 0, EXIT_LOCK,
+ * EXIT_UNREACHABLE, EXIT_STEP or EXIT_STOPPED.
+ */
+int lock_acquire(struct step_ctx *ctx, PGconn *conn);
 void lock_release(PGconn *conn);
 
 #endif

@@ -1,12 +1,19 @@
 /*
  * main.c: the command line. `checkpoint-agent [-c FILE] [-v] COMMAND [options]`.
- * It reads the config, then hands over to the command (commands.h).
+ *
+ * The options every command accepts (-c/--config, -v/--verbose,
+ * -h/--help) may come before or after the command's name, in either
+ * spelling (-c FILE, -cFILE, --config FILE, --config=FILE). main.c finds
+ * them with getopt_long over the command's own options (its command_info),
+ * reads the config, and hands the command the rest.
  */
 #include "agent.h"
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +23,7 @@
 
 static const char usage_text[] =
 	"usage: checkpoint-agent [-c FILE] [-v] COMMAND [options]\n"
+	"       checkpoint-agent help [COMMAND]\n"
 	"\n"
 	"Applies and rolls back the LangGraph checkpoint schema, and checks the\n"
 	"database's health.\n"
@@ -27,43 +35,48 @@ static const char usage_text[] =
 	"  rollback --to V [--set S] [--dry-run] [--purge]\n"
 	"                                              run down files to version V (-1: all)\n"
 	"  check [--format text|json|prometheus]       one health probe, Nagios-style\n"
-	"  run [--cycles N] [--interval-ms MS]         the systemd service (the two options are\n"
-	"                                              for tests and benchmarks: stop after N\n"
-	"                                              cycles; cycle every MS milliseconds)\n"
+	"  run                                         the systemd service\n"
+	"  help [COMMAND]                              this text, or a command's options\n"
 	"\n"
-	"Options:\n"
-	"  -c, --config FILE   config file (default " CONFIG_DEFAULT_PATH ")\n"
+	"Options (before or after the command):\n"
+	"  -c, --config=FILE   config file (default " CONFIG_DEFAULT_PATH ")\n"
 	"  -v, --verbose       say more\n"
-	"  -h, --help          this text\n"
+	"  -h, --help          this text; after a command, that command's help\n"
 	"  -V, --version       the agent's version\n"
 	"\n"
 	"The database is database.uri in the config, or CHECKPOINT_DB_URI.\n"
 	"Exit codes: 0 ok, 64 usage, 65 schema differs, 69 database unreachable,\n"
-	"70 step failed or refused, 75 lock timeout, 78 config error;\n"
+	"70 step failed or refused, 75 lock timeout, 77 no privilege (status,\n"
+	"verify), 78 config error, 130/143 stopped by SIGINT/SIGTERM;\n"
 	"status: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown.\n";
-
-static int usage_error(const char *what)
-{
-	if (what != NULL)
-		log_error("%s", what);
-	log_info("Try 'checkpoint-agent --help'.");	/* via log: the journal's prefix */
-	return EXIT_USAGE;
-}
 
 /* The commands: each parses its own options; ARGV[0] is its name. */
 static const struct command {
 	const char *name;
 	int (*fn)(const struct config *cfg, int argc, char **argv);
+	const struct command_info *info;	/* NULL: no help, no common options after the name */
+	bool nagios;				/* usage errors exit 3 (UNKNOWN), as plugins do */
 } commands[] = {
-	{ "migrate", cmd_migrate },
-	{ "status", cmd_status },
-	{ "verify", cmd_verify },
-	{ "rollback", cmd_rollback },
-	{ "check", cmd_check },
-	{ "run", NULL },		/* the service: it re-reads its config on SIGHUP */
+	{ "migrate", cmd_migrate, &migrate_info, false },
+	{ "status", cmd_status, &status_info, false },
+	{ "verify", cmd_verify, &verify_info, false },
+	{ "rollback", cmd_rollback, &rollback_info, false },
+	{ "check", cmd_check, &check_info, true },
+	{ "run", NULL, &run_info, false },	/* the service: it re-reads its config on SIGHUP */
 };
 
-#define COMMAND_NAMES "migrate, status, verify, rollback, check and run"
+#define COMMAND_NAMES "migrate, status, verify, rollback, check, run and help"
+
+/* What the command line says, apart from the command's own options. */
+struct invocation {
+	const char *config_path;
+	bool explicit_path;
+	bool help;
+	const struct command *cmd;
+	int argc;			/* the command's name and its own options */
+	char **argv;
+	struct strlist owned;		/* the strings of ARGV that were made here */
+};
 
 static const struct command *find_command(const char *name)
 {
@@ -73,56 +86,209 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+static int usage_error(const char *what)
 {
-	const char *config_path = CONFIG_DEFAULT_PATH;
-	bool explicit_path = false;
+	if (what != NULL)
+		log_error("%s", what);
+	log_info("Try 'checkpoint-agent --help'.");	/* via log: the journal's prefix */
+	return EXIT_USAGE;
+}
+
+/* The options every command accepts. */
+static const struct option common_longopts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static void common_option(struct invocation *inv, int c, const char *arg)
+{
+	if (c == 'c') {
+		inv->config_path = arg;
+		inv->explicit_path = true;
+	} else if (c == 'v') {
+		log_set_verbose(true);
+	} else if (c == 'h') {
+		inv->help = true;
+	}
+}
+
+/* The common options and the command's own, as one getopt_long table (caller frees). */
+static struct option *merged_longopts(const struct command_info *info)
+{
+	size_t n = 0, k = 0;
+	struct option *all;
+
+	while (info->longopts[n].name != NULL)
+		n++;
+	all = xcalloc(n + 4, sizeof(*all));
+	for (size_t i = 0; i < n; i++)
+		all[k++] = info->longopts[i];
+	for (size_t i = 0; i < 3; i++)		/* config, verbose, help */
+		all[k++] = common_longopts[i];
+	return all;
+}
+
+/* Appends the option C (long option LONGOPT when not NULL) and its ARG to the command's argv. */
+static void keep_option(struct invocation *inv, int c, const struct option *longopt, const char *arg)
+{
+	if (longopt != NULL && arg != NULL)
+		sl_addf(&inv->owned, "--%s=%s", longopt->name, arg);
+	else if (longopt != NULL)
+		sl_addf(&inv->owned, "--%s", longopt->name);
+	else {
+		sl_addf(&inv->owned, "-%c", c);
+		if (arg != NULL)
+			sl_add(&inv->owned, arg);
+	}
+}
+
+/*
+ * Splits the command's arguments (ARGV[0] is its name) into the common
+ * options, handled here, and its own, kept in INV->argv. 0 or EXIT_USAGE.
+ */
+static int split_command_args(struct invocation *inv, int argc, char **argv)
+{
+	const struct command_info *info = inv->cmd->info;
+	struct option *all = merged_longopts(info);
+	char *shortopts = xasprintf("c:vh%s", info->shortopts);
+	int c, idx, rc = 0;
+
+	sl_add(&inv->owned, argv[0]);
+	optind = 1;
+	opterr = 0;
+	for (idx = -1; (c = getopt_long(argc, argv, shortopts, all, &idx)) != -1; idx = -1) {
+		if (c == '?' || c == ':') {
+			rc = cli_bad_option(inv->cmd->name, argv[optind - 1]);
+			break;
+		}
+		if (c == 'c' || c == 'v' || c == 'h')
+			common_option(inv, c, optarg);
+		else
+			keep_option(inv, c, idx >= 0 ? &all[idx] : NULL, optarg);
+	}
+	for (int i = optind; rc == 0 && i < argc; i++)
+		sl_add(&inv->owned, argv[i]);	/* positional words: the command refuses them */
+	free(shortopts);
+	free(all);
+	inv->argc = (int)inv->owned.n;
+	inv->argv = xcalloc(inv->owned.n + 1, sizeof(char *));
+	for (size_t i = 0; i < inv->owned.n; i++)
+		inv->argv[i] = inv->owned.items[i];
+	return rc;
+}
+
+/* `help [COMMAND]`: 0, or EXIT_USAGE for an unknown command. */
+static int help_command(int argc, char **argv)
+{
 	const struct command *cmd;
-	struct config cfg;
-	int i, rc;
 
-	log_init();
-	/* The lock's polling jitter: agents started together must not poll in step. */
-	srand((unsigned)getpid() ^ (unsigned)time(NULL));
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *a = argv[i];
+	if (argc < 2) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	cmd = find_command(argv[1]);
+	if (cmd == NULL) {
+		log_error("help: unknown command '%s'; the commands are " COMMAND_NAMES, argv[1]);
+		return EXIT_USAGE;
+	}
+	fputs(cmd->info && cmd->info->help ? cmd->info->help : usage_text, stdout);
+	return EXIT_OK;
+}
 
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+/* The global options before the command. Returns -1 to go on, or the exit code. */
+static int parse_global(struct invocation *inv, int argc, char **argv)
+{
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+c:vhV", common_longopts, NULL)) != -1) {
+		switch (c) {
+		case 'V':
 			printf("checkpoint-agent %s\n", AGENT_VERSION);
 			return EXIT_OK;
-		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-			log_set_verbose(true);
-		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-			if (i + 1 >= argc)
-				return usage_error("option -c needs a file name");
-			config_path = argv[++i];
-			explicit_path = true;
-		} else {
-			log_error("unknown option '%s'", a);
+		case 'c':
+		case 'v':
+		case 'h':
+			common_option(inv, c, optarg);
+			break;
+		default:
+			log_error("unknown or incomplete option '%s'", argv[optind - 1]);
 			return usage_error(NULL);
 		}
 	}
-	if (i >= argc)
-		return usage_error("no command given; the commands are " COMMAND_NAMES);
+	return -1;
+}
 
-	if ((cmd = find_command(argv[i])) == NULL) {
-		log_error("unknown command '%s'; the commands are " COMMAND_NAMES, argv[i]);
-		return usage_error(NULL);
-	}
-	if ((rc = config_load(config_path, explicit_path, &cfg)) != 0) {
+static int run_command(struct invocation *inv)
+{
+	struct config cfg;
+	int rc;
+
+	if ((rc = config_load(inv->config_path, inv->explicit_path, &cfg)) != 0) {
 		config_free(&cfg);
 		return rc;
 	}
-
-	argc -= i;
-	argv += i;
-	if (cmd->fn != NULL)
-		rc = cmd->fn(&cfg, argc, argv);
+	if (inv->cmd->fn != NULL)
+		rc = inv->cmd->fn(&cfg, inv->argc, inv->argv);
 	else
-		rc = cmd_run(&cfg, config_path, explicit_path, argc, argv);
+		rc = cmd_run(&cfg, inv->config_path, inv->explicit_path, inv->argc, inv->argv);
 	config_free(&cfg);
+	return rc;
+}
+
+static int dispatch(struct invocation *inv, int argc, char **argv)
+{
+	int rc = parse_global(inv, argc, argv), first;
+
+	if (rc >= 0)
+		return rc;
+	first = optind;
+	if (first >= argc && inv->help) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (first >= argc)
+		return usage_error("no command given; the commands are " COMMAND_NAMES);
+	if (strcmp(argv[first], "help") == 0)
+		return help_command(argc - first, argv + first);
+	if ((inv->cmd = find_command(argv[first])) == NULL) {
+		log_error("unknown command '%s'; the commands are " COMMAND_NAMES, argv[first]);
+		return usage_error(NULL);
+	}
+	if (inv->cmd->info == NULL) {
+		inv->argc = argc - first;
+		inv->argv = NULL;
+	} else if ((rc = split_command_args(inv, argc - first, argv + first)) != 0) {
+		return rc;
+	}
+	if (inv->help) {
+		fputs(inv->cmd->info && inv->cmd->info->help ? inv->cmd->info->help : usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (inv->argv == NULL) {
+		inv->argv = argv + first;
+		return run_command(inv);
+	}
+	return run_command(inv);
+}
+
+int main(int argc, char **argv)
+{
+	struct invocation inv = { CONFIG_DEFAULT_PATH, false, false, NULL, 0, NULL, { NULL, 0, 0 } };
+	int rc;
+
+	log_init();
+	/* Retry jitter: agents started together must not poll in step. */
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+	rc = dispatch(&inv, argc, argv);
+	if (inv.cmd != NULL && inv.cmd->nagios && rc == EXIT_USAGE)
+		rc = CHECK_UNKNOWN;
+	if (inv.argv != NULL && inv.owned.n > 0)
+		free(inv.argv);
+	sl_free(&inv.owned);
 	return rc;
 }

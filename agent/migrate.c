@@ -1,14 +1,16 @@
 /*
- * migrate.c: applying versions, under the migration lock.
+ * migrate.c: `migrate`, applying versions under the migration lock.
  *
  * A version's statements, its row in the set's version table and its ledger
- * row commit in one transaction. A statement with CONCURRENTLY cannot run in
- * a transaction: it runs alone, watched (exec_watched), and the bookkeeping
- * follows in a transaction of its own. An index that an interrupted build
- * left INVALID is dropped and built again.
+ * row commit in one transaction. A file marked "-- checkpoint-agent:
+ * no-transaction" (CREATE INDEX CONCURRENTLY cannot run in a transaction)
+ * runs statement by statement, and the bookkeeping follows in a transaction
+ * of its own. An index that an interrupted build left INVALID is dropped and
+ * built again.
  */
 #include "migrate.h"
 #include "agent.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "db_role.h"
@@ -23,18 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static progress_fn progress;
-
-void migrate_set_progress(progress_fn fn)
-{
-	progress = fn;
-}
-
-progress_fn migrate_progress(void)
-{
-	return progress;
-}
 
 int set_read_state(PGconn *conn, const struct config *cfg, const struct set_def *set, struct set_state *st)
 {
@@ -59,10 +49,10 @@ int set_read_state(PGconn *conn, const struct config *cfg, const struct set_def 
 
 	schema = db_ident(conn, params[0]);
 	table = db_ident(conn, params[1]);
-	sql = xasprintf("SELECT v FROM %s.%s ORDER BY v", schema, table);
+	sql = schema && table ? xasprintf("SELECT v FROM %s.%s ORDER BY v", schema, table) : NULL;
 	PQfreemem(schema);
 	PQfreemem(table);
-	res = db_query(conn, sql, 0, NULL);
+	res = sql ? db_query(conn, sql, 0, NULL) : NULL;
 	free(sql);
 	if (res == NULL)
 		return -1;
@@ -99,7 +89,8 @@ int ensure_schema(PGconn *conn, const char *name, bool dry_run)
 	PQclear(res);
 	if (exists)
 		return 0;
-	ident = db_ident(conn, name);
+	if ((ident = db_ident(conn, name)) == NULL)
+		return -1;
 	sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s", ident);
 	if (dry_run)
 		printf("%s;\n", sql);
@@ -112,46 +103,78 @@ int ensure_schema(PGconn *conn, const char *name, bool dry_run)
 	return rc;
 }
 
-/* Runs one up file. Returns 0, EXIT_STEP or EXIT_UNREACHABLE. */
-static int apply_version(PGconn *conn, const struct config *cfg, const struct set_def *set, int v, bool dry_run)
+/* Runs one up file. Returns 0 or an exit code. */
+static int apply_version(struct step_ctx *ctx, PGconn *conn, const struct set_def *set, int v, bool dry_run)
 {
 	const struct sql_file *f = set_file(set, v, true);
-	const char *schema = set_schema_name(set, cfg);
+	const char *schema = set_schema_name(set, ctx->cfg);
 	struct strlist stmts;
-	bool concurrent = false;
-	int rc = 0;
+	unsigned flags = 0;
+	int rc;
 
 	if (f == NULL) {
 		log_error("%s v%d has no up file in this build of the agent", set->name, v);
 		return EXIT_STEP;
 	}
 	sl_init(&stmts);
-	sql_split(f->sql, &stmts);
-	for (size_t i = 0; i < stmts.n; i++)
-		concurrent = concurrent || sql_is_concurrent(stmts.items[i]);
-
+	if ((rc = step_load_file(f, &stmts, &flags)) != 0) {
+		sl_free(&stmts);
+		return rc;
+	}
 	if (dry_run) {
 		printf("-- %s v%d %s (%s, sha256 %s) in schema %s\n", set->name, v, f->name,
-		       concurrent ? "outside a transaction" : "in one transaction", f->sha256, schema);
-		for (size_t i = 0; i < stmts.n; i++) {
+		       flags & SQL_NO_TRANSACTION ? "outside a transaction" : "in one transaction", f->sha256, schema);
+		for (size_t i = 0; i < stmts.n && rc == 0; i++) {
 			char *idx = sql_concurrent_index_name(stmts.items[i]);
 
 			if (idx != NULL)
-				step_drop_invalid_index(conn, schema, idx, true);
+				rc = step_drop_invalid_index(ctx, conn, schema, idx, true);
 			free(idx);
 			printf("%s;\n", stmts.items[i]);
 		}
 		printf("\n");
 		sl_free(&stmts);
-		return 0;
+		return rc;
 	}
 
 	log_info("applying %s v%d (%s)", set->name, v, f->name);
-	if (concurrent)
-		rc = step_run_alone(conn, cfg, set, f, &stmts, NULL);
+	if (flags & SQL_NO_TRANSACTION)
+		rc = step_run_alone(ctx, conn, set, f, &stmts, NULL);
 	else
-		rc = step_run_in_transaction(conn, cfg, set, f, &stmts, NULL);
+		rc = step_run_in_transaction(ctx, conn, set, f, &stmts, NULL);
 	sl_free(&stmts);
+	return rc;
+}
+
+/* Drops the INVALID index IDX of version V and builds it again with STMT. */
+static int rebuild_index(struct step_ctx *ctx, PGconn *conn, const struct sql_file *f, const char *schema,
+			 const char *idx, const char *stmt)
+{
+	char *q = db_ident(conn, schema), *label, *why = NULL;
+	int rc;
+
+	if (q == NULL)
+		return EXIT_STEP;
+	log_warning("%s v%d is recorded, but its index %s.%s is INVALID: building it again", f->set, f->version,
+		    schema, idx);
+	label = xasprintf("%s v%d (%s), rebuilding %s", f->set, f->version, f->name, idx);
+	rc = step_drop_invalid_index(ctx, conn, schema, idx, false);
+	if (rc == 0) {
+		char *sql = xasprintf("SET search_path TO %s", q);
+
+		why = step_exec(ctx, conn, sql, 0, NULL, NULL, NULL);
+		free(sql);
+	}
+	if (rc == 0 && why == NULL)
+		why = step_exec(ctx, conn, stmt, 0, NULL, label, NULL);
+	if (rc == 0 && why != NULL) {
+		rc = step_fail_code(ctx, conn);
+		if (rc != EXIT_STOPPED)
+			log_error("%s failed: %s", label, why);
+	}
+	free(why);
+	free(label);
+	PQfreemem(q);
 	return rc;
 }
 
@@ -161,10 +184,10 @@ static int apply_version(PGconn *conn, const struct config *cfg, const struct se
  * is dropped and built again with the version's own statement: what verify
  * tells the operator to run migrate for. Returns 0 or an exit code.
  */
-static int rebuild_invalid_indexes(PGconn *conn, const struct config *cfg, const struct set_def *set,
+static int rebuild_invalid_indexes(struct step_ctx *ctx, PGconn *conn, const struct set_def *set,
 				   const struct set_state *st, bool dry_run)
 {
-	const char *schema = set_schema_name(set, cfg);
+	const char *schema = set_schema_name(set, ctx->cfg);
 	int rc = 0;
 
 	for (int v = 0; v <= st->latest && rc == 0; v++) {
@@ -180,27 +203,13 @@ static int rebuild_invalid_indexes(PGconn *conn, const struct config *cfg, const
 			int invalid = idx != NULL ? step_index_is_invalid(conn, schema, idx) : 0;
 
 			if (invalid < 0) {
-				rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+				rc = step_fail_code(ctx, conn);
 			} else if (invalid && dry_run) {
 				printf("-- %s v%d is recorded, but its index is INVALID: built again\n", set->name, v);
-				step_drop_invalid_index(conn, schema, idx, true);
+				rc = step_drop_invalid_index(ctx, conn, schema, idx, true);
 				printf("SET search_path TO %s;\n%s;\n\n", schema, stmts.items[i]);
 			} else if (invalid) {
-				char *q = db_ident(conn, schema), *sql = xasprintf("SET search_path TO %s", q);
-				char *label = xasprintf("%s v%d (%s), rebuilding %s", f->set, f->version, f->name, idx);
-
-				log_warning("%s v%d is recorded, but its index %s.%s is INVALID: building it again",
-					    set->name, v, schema, idx);
-				rc = step_drop_invalid_index(conn, schema, idx, false);
-				if (rc == 0 && db_exec(conn, sql) != 0)
-					rc = -1;
-				if (rc == 0)
-					rc = exec_watched(conn, stmts.items[i], label);
-				if (rc == -1)
-					rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
-				PQfreemem(q);
-				free(sql);
-				free(label);
+				rc = rebuild_index(ctx, conn, f, schema, idx, stmts.items[i]);
 			}
 			free(idx);
 		}
@@ -209,116 +218,108 @@ static int rebuild_invalid_indexes(PGconn *conn, const struct config *cfg, const
 	return rc;
 }
 
-/* Applies the pending versions of SET up to TO. */
-static int migrate_set(PGconn *conn, const struct config *cfg, const struct set_def *set, int to, bool dry_run)
+/* Applies the pending versions of SET up to TO. QUIET says "nothing to apply" only in debug. */
+static int migrate_set(struct step_ctx *ctx, PGconn *conn, const struct set_def *set, int to, bool dry_run,
+		       bool quiet)
 {
 	struct set_state st;
 	int rc = 0, applied = 0;
 
-	if (ensure_schema(conn, set_schema_name(set, cfg), dry_run) != 0)
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
-	if (set_read_state(conn, cfg, set, &st) != 0) {
+	if (ensure_schema(conn, set_schema_name(set, ctx->cfg), dry_run) != 0)
+		return step_fail_code(ctx, conn);
+	if (set_read_state(conn, ctx->cfg, set, &st) != 0) {
 		set_state_free(&st);
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return step_fail_code(ctx, conn);
 	}
 	if (to > st.latest)
 		to = st.latest;
-	rc = rebuild_invalid_indexes(conn, cfg, set, &st, dry_run);
+	rc = rebuild_invalid_indexes(ctx, conn, set, &st, dry_run);
 	/* Like LangGraph's setup(): every version above the highest recorded one. */
 	for (int v = st.recorded + 1; v <= to && rc == 0; v++) {
-		rc = apply_version(conn, cfg, set, v, dry_run);
+		rc = apply_version(ctx, conn, set, v, dry_run);
 		applied += rc == 0;
 	}
-	if (rc == 0 && !dry_run) {
-		if (applied > 0)
-			log_info("%s is at version %d (%d applied)", set->name, to > st.recorded ? to : st.recorded,
-				 applied);
-		else
-			log_info("%s is at version %d: nothing to apply", set->name, st.recorded);
-	}
+	if (rc == 0 && !dry_run && applied > 0)
+		log_info("%s is at version %d (%d applied)", set->name, to > st.recorded ? to : st.recorded, applied);
+	else if (rc == 0 && !dry_run && quiet)
+		log_debug("%s is at version %d: nothing to apply", set->name, st.recorded);
+	else if (rc == 0 && !dry_run)
+		log_info("%s is at version %d: nothing to apply", set->name, st.recorded);
 	set_state_free(&st);
 	return rc;
 }
 
-int migrate_own_set(PGconn *conn, const struct config *cfg)
+int migrate_own_set(struct step_ctx *ctx, PGconn *conn)
 {
-	return migrate_set(conn, cfg, &agent_set, set_latest(&agent_set), false);
+	return migrate_set(ctx, conn, &agent_set, set_latest(&agent_set), false, true);
 }
 
-int migrate_apply(PGconn *conn, const struct config *cfg, const struct migrate_opts *o)
+int migrate_apply(struct step_ctx *ctx, PGconn *conn, const struct migrate_opts *o)
 {
+	const struct config *cfg = ctx->cfg;
 	int rc;
 
-	if (!o->dry_run && (rc = lock_acquire(conn, cfg->lock_timeout, progress)) != 0)
+	if (!o->dry_run && (rc = lock_acquire(ctx, conn)) != 0)
 		return rc;
-	if (!o->dry_run && step_prepare_session(conn, cfg) != 0) {
+	if (!o->dry_run && step_prepare_session(conn) != 0) {
 		lock_release(conn);
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return step_fail_code(ctx, conn);
 	}
-	rc = migrate_set(conn, cfg, &agent_set, set_latest(&agent_set), o->dry_run);
+	rc = migrate_set(ctx, conn, &agent_set, set_latest(&agent_set), o->dry_run, false);
 	for (size_t i = 0; i < cfg->nsets && rc == 0; i++) {
 		const struct set_def *set = set_find(cfg->sets[i]);
 
 		if (o->only_set != NULL && strcmp(o->only_set, set->name) != 0)
 			continue;
-		rc = migrate_set(conn, cfg, set, o->has_to ? o->to : set_latest(set), o->dry_run);
+		rc = migrate_set(ctx, conn, set, o->has_to ? o->to : set_latest(set), o->dry_run, false);
 	}
 	if (!o->dry_run)
 		lock_release(conn);
 	return rc;
 }
 
-/* Parses --set and checks it names a configured set. */
-int parse_set_option(const struct config *cfg, const char *name, const char **out)
-{
-	if (set_find(name) == NULL || set_find(name) == &agent_set) {
-		log_error("--set %s: unknown set; the sets are langgraph, langgraph-store and agentos", name);
-		return EXIT_USAGE;
-	}
-	if (!config_has_set(cfg, name)) {
-		log_error("--set %s: the set is not in migrations.sets of the config; add it there first", name);
-		return EXIT_USAGE;
-	}
-	*out = name;
-	return 0;
-}
+static const char migrate_help[] =
+	"usage: checkpoint-agent migrate [--set S] [--to V] [--dry-run]\n"
+	"\n"
+	"Applies the pending versions of the configured sets (migrations.sets), and\n"
+	"of the agent's own set, under the migration lock.\n"
+	"\n"
+	"Options:\n"
+	"  -s, --set=S      only set S (langgraph, langgraph-store or agentos)\n"
+	"  -t, --to=V       up to version V (needs --set when several sets are configured)\n"
+	"  -n, --dry-run    print the plan and the SQL; change nothing\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 applied (or nothing to apply), 64 usage, 69 unreachable, 70 a step\n"
+	"failed (nothing of it committed), 75 lock timeout, 78 config, 130/143 stopped\n"
+	"by SIGINT/SIGTERM (the running step rolled back).\n";
 
-/* Parses a version number for --to; MIN is the lowest allowed. */
-int parse_version_option(const char *arg, int min, int *out)
-{
-	char *end;
-	long v = strtol(arg, &end, 10);
+static const struct option longopts[] = {
+	{ "set", required_argument, NULL, 's' },
+	{ "to", required_argument, NULL, 't' },
+	{ "dry-run", no_argument, NULL, 'n' },
+	{ NULL, 0, NULL, 0 }
+};
 
-	if (*arg == '\0' || *end != '\0' || v < min || v > 100000) {
-		log_error("--to %s: not a version number (a whole number from %d)", arg, min);
-		return EXIT_USAGE;
-	}
-	*out = (int)v;
-	return 0;
-}
+const struct command_info migrate_info = { "s:t:n", longopts, migrate_help };
 
 int cmd_migrate(const struct config *cfg, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "set", required_argument, NULL, 's' },
-		{ "to", required_argument, NULL, 't' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct migrate_opts o = { NULL, 0, false, false };
+	struct step_ctx ctx;
 	PGconn *conn;
 	int c, rc;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:t:n", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if ((rc = parse_set_option(cfg, optarg, &o.only_set)) != 0)
+			if ((rc = cli_parse_set(cfg, optarg, &o.only_set)) != 0)
 				return rc;
 			break;
 		case 't':
-			if ((rc = parse_version_option(optarg, 0, &o.to)) != 0)
+			if ((rc = cli_parse_version(optarg, 0, &o.to)) != 0)
 				return rc;
 			o.has_to = true;
 			break;
@@ -326,15 +327,17 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 			o.dry_run = true;
 			break;
 		default:
-			return usage_bad_option("migrate", argv[optind - 1]);
+			return cli_bad_option("migrate", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_bad_option("migrate", argv[optind]);
+		return cli_bad_option("migrate", argv[optind]);
 	if (o.has_to && o.only_set == NULL && cfg->nsets > 1) {
 		log_error("--to needs --set when several sets are configured");
 		return EXIT_USAGE;
 	}
+	if (o.has_to && (rc = cli_check_target("migrate", o.only_set ? o.only_set : cfg->sets[0], o.to, 0)) != 0)
+		return rc;
 	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	if (o.dry_run) {
@@ -343,14 +346,9 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 		printf("-- plan of checkpoint-agent migrate on %s (dry run: nothing is changed)\n", target);
 		free(target);
 	}
-	rc = migrate_apply(conn, cfg, &o);
+	step_ctx_init(&ctx, cfg);
+	cli_stop_on_signals(&ctx);
+	rc = migrate_apply(&ctx, conn, &o);
 	PQfinish(conn);
-	return rc;
-}
-
-int usage_bad_option(const char *command, const char *arg)
-{
-	log_error("%s: unknown or incomplete option '%s'", command, arg ? arg : "?");
-	log_info("Try 'checkpoint-agent --help'.");	/* via log: the journal's prefix */
-	return EXIT_USAGE;
+	return cli_exit_code(rc);
 }

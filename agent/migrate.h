@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "sets.h"
+#include "step.h"
 
 /* What the database records of one set. */
 struct set_state {
@@ -32,16 +33,14 @@ struct migrate_opts {
 /*
  * Takes the migration lock and applies every pending version of the agent's
  * own set and of the configured sets (or ONLY_SET, up to TO). Returns an
- * exit code: 0, EXIT_LOCK, EXIT_STEP or EXIT_UNREACHABLE.
+ * exit code: 0, EXIT_LOCK, EXIT_STEP, EXIT_UNREACHABLE or EXIT_STOPPED.
  */
-int migrate_apply(PGconn *conn, const struct config *cfg, const struct migrate_opts *o);
+int migrate_apply(struct step_ctx *ctx, PGconn *conn, const struct migrate_opts *o);
 
-/*
- * Called, at most every few seconds, while the agent waits for the lock or
- * for a long step, with a one-line description. The service uses it to send
- * STATUS= and EXTEND_TIMEOUT_USEC=. NULL (the default) means nobody listens.
- */
-typedef void (*progress_fn)(const char *what);
-void migrate_set_progress(progress_fn fn);
+/* Brings the agent's own set (ledger, heartbeat) up to date; the caller holds the lock. */
+int migrate_own_set(struct step_ctx *ctx, PGconn *conn);
+
+/* Creates schema NAME unless it exists; DRY_RUN prints the statement. 0 or -1 (logged). */
+int ensure_schema(PGconn *conn, const char *name, bool dry_run);
 
 #endif

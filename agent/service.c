@@ -8,6 +8,7 @@
  *   EXTEND_TIMEOUT_USEC=  before READY, while a wait or a migration still
  *                         makes progress
  *   READY=1               once migrations are applied and no check is CRITICAL
+ *                         (but `backup`, which alarms without gating)
  *   WATCHDOG=1            every WATCHDOG_USEC/2, from a helper thread that
  *                         makes no database call
  *   RELOADING=1, READY=1  around a config reload on SIGHUP (a bad file is
@@ -28,13 +29,16 @@
  */
 #include "agent.h"
 #include "check.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "db_role.h"
 #include "log.h"
 #include "migrate.h"
+#include "step.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,7 +54,9 @@
 #include <unistd.h>
 
 #define BACKOFF_MIN_MS 250LL
-#define BACKOFF_MAX_MS 10000LL
+/* Reconnection attempts while the database is down: at most this far apart, so
+ * that the agent is healthy again within seconds of the server accepting. */
+#define BACKOFF_MAX_MS 4000LL
 #define STALL_MIN_MS 60000LL
 
 /* ---- shared between the main thread and the helper thread ---- */
@@ -77,7 +83,7 @@ struct service {
 	bool degraded;			/* the database is unreachable */
 	long long down_since;		/* monotonic ms */
 	unsigned attempts;
-	long long backoff_ms;
+	struct backoff backoff;
 	char *recovered;		/* a note for the next STATUS= */
 	enum check_status last_worst;
 	bool metrics_failing;
@@ -165,6 +171,12 @@ static void extend_timeout(struct service *s, long long ms)
 	notify(s, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)ms * 1000ULL);
 }
 
+/* Memory ran out (util.c exits 70 after this): tell systemd why, without allocating. */
+static void on_out_of_memory(void)
+{
+	sd_notify(0, "STATUS=failed: out of memory\nERRNO=12");
+}
+
 /* ---- progress promises, the watchdog and signals ---- */
 
 /* The main thread promises to make progress within MS. */
@@ -189,17 +201,26 @@ static bool on_check_tick(void)
 	return !atomic_load(&term_pending);
 }
 
-static void on_migrate_progress(const char *what)
+/* The migration's progress: STATUS= and more time to start (it runs before READY=1). */
+static void on_migrate_progress(void *arg, const char *what)
 {
 	char *line = one_line(what);
 	int rc;
 
+	(void)arg;
 	promise(STALL_MIN_MS);
-	/* From migrate.c, which has no service handle: straight to sd_notify. */
 	rc = sd_notifyf(0, "STATUS=migrating: %s\nEXTEND_TIMEOUT_USEC=%llu", line, 30000000ULL);
 	if (rc < 0)
 		log_debug("cannot notify systemd: %s", strerror(-rc));
 	free(line);
+}
+
+/* Called every STEP_TICK_MS while a migration statement runs or waits: the wait is progress. */
+static bool on_migrate_alive(void *arg)
+{
+	(void)arg;
+	promise(STALL_MIN_MS);
+	return !atomic_load(&term_pending);
 }
 
 static void wake_main(void)
@@ -334,10 +355,24 @@ static bool wait_interrupted(void)
 	return atomic_load(&term_pending) || (atomic_load(&hup_pending) && atomic_load(&ready_sent));
 }
 
-/* Sleeps MS, or less when a stop or reload is asked. */
-static void wait_ms(long long ms)
+/*
+ * The connection WATCH (NULL: none) was closed by the server, or sent
+ * something unasked: a restart or a terminated backend, to be noticed now
+ * rather than at the next cycle.
+ */
+static bool connection_closed(PGconn *watch)
 {
-	struct pollfd pfd = { wake_fd, POLLIN, 0 };
+	if (PQconsumeInput(watch) == 0 || db_lost(watch))
+		return true;
+	for (PGnotify *n; (n = PQnotifies(watch)) != NULL;)
+		PQfreemem(n);
+	return false;
+}
+
+/* Sleeps MS, or less when a stop or reload is asked or the connection WATCH closes. */
+static void wait_ms(long long ms, PGconn *watch)
+{
+	struct pollfd pfd[2] = { { wake_fd, POLLIN, 0 }, { watch ? PQsocket(watch) : -1, POLLIN, 0 } };
 	long long end = now_ms() + ms;
 	uint64_t v;
 
@@ -347,22 +382,24 @@ static void wait_ms(long long ms)
 
 		if (left <= 0)
 			break;
-		if (poll(&pfd, 1, left > 60000 ? 60000 : (int)left) == -1 && errno != EINTR) {
+		pfd[1].revents = 0;
+		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, left > 60000 ? 60000 : (int)left) == -1 && errno != EINTR) {
 			log_warning("poll failed: %s", strerror(errno));
 			sleep_ms(left > 1000 ? 1000 : left);
 		}
 		if (read(wake_fd, &v, sizeof(v)) == -1 && errno != EAGAIN)
 			log_warning("cannot read the eventfd: %s", strerror(errno));
+		if (pfd[1].revents != 0 && connection_closed(watch)) {
+			log_debug("the database closed the connection: checking at once");
+			break;
+		}
 	}
 }
 
-/* Backoff with jitter: between half and all of the current step, which doubles up to BACKOFF_MAX_MS. */
+/* The next delay before reconnecting (util.c's backoff: jitter, doubling up to BACKOFF_MAX_MS). */
 static long long next_backoff(struct service *s)
 {
-	long long b = s->backoff_ms, d = b / 2 + random() % (b / 2 + 1);
-
-	s->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2;
-	return d;
+	return backoff_next(&s->backoff);
 }
 
 /* ---- the connection ---- */
@@ -440,7 +477,7 @@ static void mark_down(struct service *s)
 		s->degraded = true;
 		s->down_since = now_ms();
 		s->attempts = 0;
-		s->backoff_ms = BACKOFF_MIN_MS;
+		backoff_reset(&s->backoff);
 		log_warning("the database is unreachable: %s; the agent stays up and reconnects with backoff",
 			    s->connect_error ? s->connect_error : "the connection was lost");
 	}
@@ -455,7 +492,7 @@ static void mark_up(struct service *s)
 	log_notice("the database is reachable again after %lld s and %u attempts",
 		   (now_ms() - s->down_since) / 1000, s->attempts);
 	s->degraded = false;
-	s->backoff_ms = BACKOFF_MIN_MS;
+	backoff_reset(&s->backoff);
 }
 
 /* One cycle: reconnect when needed, run the checks, report. Returns the delay before the next one. */
@@ -504,7 +541,7 @@ static long long cycle(struct service *s, long long interval)
 /* Waits for the database until the start-up deadline. 0, or a fatal exit code. */
 static int wait_for_database(struct service *s, long long limit)
 {
-	s->backoff_ms = BACKOFF_MIN_MS;
+	backoff_reset(&s->backoff);
 	s->attempts = 0;
 	for (;;) {
 		long long delay, left;
@@ -528,27 +565,34 @@ static int wait_for_database(struct service *s, long long limit)
 		status_line(s, "waiting for the database (attempt %u, next in %.1f s, gives up in %lld s): %s",
 			    s->attempts, (double)delay / 1000.0, left / 1000, s->connect_error);
 		extend_timeout(s, delay + 2000LL * s->cfg->connect_timeout + 5000LL);
-		wait_ms(delay);
+		wait_ms(delay, NULL);
 	}
 }
 
-/* Applies the migrations on a connection of their own (they change its session settings). */
+/*
+ * Applies the migrations on a connection of their own (they change its
+ * session settings). A stop cancels the running statement: the helper thread
+ * through the cancel handle, the step through its alive() callback.
+ */
 static int apply_migrations(struct service *s)
 {
 	struct migrate_opts o = { NULL, 0, false, false };
+	struct step_ctx ctx;
 	char *why = NULL;
 	int rc;
 
 	status_line(s, "applying migrations");
 	extend_timeout(s, 1000LL * s->cfg->lock_timeout + 30000LL);
 	promise(1000LL * s->cfg->lock_timeout + STALL_MIN_MS);
-	set_cancel_handle(NULL);
+	step_ctx_init(&ctx, s->cfg);
+	ctx.progress = on_migrate_progress;
+	ctx.alive = on_migrate_alive;
 	if (db_become_owner(s->conn, s->cfg, &why) != 0) {
 		log_error("%s", why);
 		rc = db_lost(s->conn) ? EXIT_UNREACHABLE : EXIT_CONFIG;
 		free(why);
 	} else {
-		rc = migrate_apply(s->conn, s->cfg, &o);
+		rc = migrate_apply(&ctx, s->conn, &o);
 	}
 	close_conn(s);
 	return rc;
@@ -565,7 +609,7 @@ static bool connect_is_critical(const struct check_report *rep)
 /* Checks until none is CRITICAL. 0 when ready, 1 to reconnect, else a fatal exit code. */
 static int first_checks(struct service *s, long long limit)
 {
-	s->backoff_ms = BACKOFF_MIN_MS;
+	backoff_reset(&s->backoff);
 	while (!atomic_load(&term_pending)) {
 		struct check_report rep;
 		char *summary;
@@ -576,7 +620,7 @@ static int first_checks(struct service *s, long long limit)
 			return 1;
 		run_checks(s, &rep);
 		summary = report_summary(&rep);
-		if (rep.worst != CHECK_CRITICAL) {
+		if (rep.gate_worst != CHECK_CRITICAL) {
 			notify(s, "READY=1");
 			atomic_store(&ready_sent, true);
 			status_line(s, "%s", summary);
@@ -605,7 +649,7 @@ static int first_checks(struct service *s, long long limit)
 		status_line(s, "not ready, checking again in %.1f s: %s", (double)delay / 1000.0, summary);
 		extend_timeout(s, delay + step_bound_ms(s->cfg));
 		free(summary);
-		wait_ms(delay);
+		wait_ms(delay, NULL);
 	}
 	return 0;
 }
@@ -623,6 +667,8 @@ static int start_up(struct service *s)
 			return rc;
 		if (!migrated) {
 			rc = apply_migrations(s);
+			if (rc == EXIT_STOPPED || atomic_load(&term_pending))
+				return 0;
 			if (rc == EXIT_UNREACHABLE)
 				continue;
 			if (rc != 0)
@@ -680,7 +726,7 @@ static int main_loop(struct service *s)
 		long long started;
 
 		if (delay > 0)
-			wait_ms(delay);
+			wait_ms(delay, s->degraded ? NULL : s->conn);
 		else
 			promise(step_bound_ms(s->cfg));
 		if (atomic_load(&term_pending))
@@ -714,26 +760,49 @@ static int parse_count(const char *opt, const char *v, long long min, long long 
 	return 0;
 }
 
+static const struct option run_longopts[] = {
+	{ "cycles", required_argument, NULL, 'C' },
+	{ "interval-ms", required_argument, NULL, 'I' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char run_help[] =
+	"usage: checkpoint-agent run\n"
+	"\n"
+	"The systemd service (Type=notify): waits for the database, applies the\n"
+	"migrations, sends READY=1 once no check is CRITICAL, then checks every\n"
+	"service.interval seconds, feeding the watchdog (WatchdogSec=). SIGHUP\n"
+	"reloads the config; SIGTERM stops it (a running statement is cancelled).\n"
+	"\n"
+	"Options:\n"
+	"  --cycles=N        for tests and benchmarks: stop (exit 0) after N check cycles\n"
+	"  --interval-ms=MS  for tests and benchmarks: cycle every MS milliseconds\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 stopped by SIGTERM/SIGINT, 64 usage, 69 the database never came\n"
+	"up (service.startup_timeout), 70 not ready or a migration failed, 75 lock\n"
+	"timeout, 78 config.\n";
+
+const struct command_info run_info = { "", run_longopts, run_help };
+
 static int parse_run_args(struct service *s, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		int rc;
+	int c, rc;
 
-		if (strcmp(a, "--cycles") != 0 && strcmp(a, "--interval-ms") != 0) {
-			log_error("run: unknown argument '%s'; usage: checkpoint-agent run", a);
-			return EXIT_USAGE;
-		}
-		if (i + 1 >= argc) {
-			log_error("run: %s needs a value", a);
-			return EXIT_USAGE;
-		}
-		rc = strcmp(a, "--cycles") == 0 ? parse_count(a, argv[i + 1], 1, &s->max_cycles) :
-						  parse_count(a, argv[i + 1], 0, &s->interval_ms);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", run_longopts, NULL)) != -1) {
+		if (c == 'C')
+			rc = parse_count("--cycles", optarg, 1, &s->max_cycles);
+		else if (c == 'I')
+			rc = parse_count("--interval-ms", optarg, 0, &s->interval_ms);
+		else
+			rc = cli_bad_option("run", argv[optind - 1]);
 		if (rc != 0)
 			return rc;
-		i++;
 	}
+	if (optind < argc)
+		return cli_bad_option("run", argv[optind]);
 	return 0;
 }
 
@@ -756,8 +825,9 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 	if (start_helper(&helper) != 0)
 		return fatal(&s, EXIT_STEP, EAGAIN, "cannot start the service's helper thread");
 	current = &s;
+	backoff_init(&s.backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	xalloc_on_failure(on_out_of_memory);
 	checks_set_tick(on_check_tick);
-	migrate_set_progress(on_migrate_progress);
 
 	rc = start_up(&s);
 	if (rc == 0 && !atomic_load(&term_pending))
@@ -768,7 +838,6 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 	}
 	close_conn(&s);
 	checks_set_tick(NULL);
-	migrate_set_progress(NULL);
 	current = NULL;
 	stop_helper(helper);
 	free(s.connect_error);

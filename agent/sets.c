@@ -5,6 +5,7 @@
  */
 #include "sets.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const langgraph_tables[] = {
@@ -61,4 +62,17 @@ const struct sql_file *set_file(const struct set_def *set, int version, bool up)
 		    strcmp(sql_files[i].direction, dir) == 0)
 			return &sql_files[i];
 	return NULL;
+}
+
+bool sql_file_checksum_matches(const struct sql_file *f, const char *sum)
+{
+	char path[256];
+
+	if (strcmp(f->sha256, sum) == 0)
+		return true;
+	snprintf(path, sizeof(path), "%s/%04d_%s.%s.sql", f->set, f->version, f->name, f->direction);
+	for (const struct sql_superseded *s = sql_superseded; s->path != NULL; s++)
+		if (strcmp(s->path, path) == 0 && strcmp(s->sha256, sum) == 0)
+			return true;
+	return false;
 }

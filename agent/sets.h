@@ -24,6 +24,17 @@ struct sql_file {
 extern const struct sql_file sql_files[];
 extern const size_t sql_files_count;
 
+/* An earlier checksum of a file whose statements did not change (sql/superseded.sha256). */
+struct sql_superseded {
+	const char *path;	/* "<set>/<NNNN>_<name>.<direction>.sql" */
+	const char *sha256;
+};
+
+extern const struct sql_superseded sql_superseded[];	/* ends with { NULL, NULL } */
+
+/* SUM is F's checksum, or an earlier one of the same statements: not drift. */
+bool sql_file_checksum_matches(const struct sql_file *f, const char *sum);
+
 enum set_schema { SCHEMA_LANGGRAPH, SCHEMA_AGENTOS, SCHEMA_AGENT };
 
 struct set_def {

@@ -39,6 +39,9 @@ void state_put(struct size_state *st, const char *key, long long bytes, long lon
 {
 	struct size_sample *s = (struct size_sample *)state_find(st, key);
 
+	if (s != NULL && s->bytes == bytes && s->at == at)
+		return;
+	st->dirty = true;
 	if (s == NULL) {
 		if (st->n == st->cap) {
 			st->cap = st->cap ? st->cap * 2 : 8;
@@ -97,6 +100,7 @@ int state_read(const char *path, struct size_state *st, char **why)
 	}
 	if (ferror(f))
 		*why = xasprintf("cannot read the state file %s: %s", path, strerror(errno));
+	st->dirty = false;
 	free(line);
 	fclose(f);
 	return *why ? -1 : 0;
@@ -141,6 +145,24 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+/* fsync of the folder holding PATH, so that the rename itself survives a crash. */
+static int sync_folder(const char *path, char **why)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash == NULL ? xstrdup(".") : slash == path ? xstrdup("/") :
+		    xasprintf("%.*s", (int)(slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd == -1 || fsync(fd) == -1) {
+		*why = xasprintf("cannot sync the folder %s after replacing %s: %s", dir, path, strerror(errno));
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	free(dir);
+	return rc;
+}
+
 int write_file_atomic(const char *path, const char *data, size_t len, mode_t mode, char **why)
 {
 	const char *slash = strrchr(path, '/');
@@ -176,5 +198,5 @@ int write_file_atomic(const char *path, const char *data, size_t len, mode_t mod
 		return -1;
 	}
 	free(tmp);
-	return 0;
+	return sync_folder(path, why);
 }

@@ -7,6 +7,7 @@
  * It also lists the tables in quarantine schemas.
  */
 #include "agent.h"
+#include "cli.h"
 #include "commands.h"
 #include "db.h"
 #include "db_role.h"
@@ -57,7 +58,7 @@ static int build_report(PGconn *conn, const struct config *cfg, const struct set
 		add_version(&r->applied, v);
 		if (!entries[v].present || !entries[v].up)
 			add_version(&r->external, v);
-		else if (f != NULL && strcmp(entries[v].checksum, f->sha256) != 0)
+		else if (f != NULL && !sql_file_checksum_matches(f, entries[v].checksum))
 			sl_addf(&r->drift, "v%d: the ledger has sha256 %s, this agent's SQL has %s", v,
 				entries[v].checksum, f->sha256);
 	}
@@ -199,29 +200,65 @@ static int status_all(PGconn *conn, const struct config *cfg, bool json)
 	sl_free(&quarantine);
 	sb_free(&sb);
 	if (rc != 0)
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return db_read_fail_code(conn);
 	return drift ? EXIT_DRIFT : pending ? EXIT_PENDING : EXIT_OK;
 }
 
+static const struct option status_longopts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char status_help[] =
+	"usage: checkpoint-agent status [--json]\n"
+	"\n"
+	"Each set's recorded version, its applied and pending versions, versions\n"
+	"applied externally (by the application's setup()), drift (a recorded\n"
+	"checksum that differs from this agent's SQL), and the quarantined tables.\n"
+	"\n"
+	"Options:\n"
+	"  --json           one JSON object on stdout\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 nothing pending, 1 versions pending, 2 drift, 64 usage,\n"
+	"69 unreachable (or a query failed), 77 the role may not read a table it needs, 78 config.\n";
+
+const struct command_info status_info = { "", status_longopts, status_help };
+
+static const struct option verify_longopts[] = {
+	{ NULL, 0, NULL, 0 }
+};
+
+static const char verify_help[] =
+	"usage: checkpoint-agent verify\n"
+	"\n"
+	"Compares each set's live tables, columns, primary keys and indexes with the\n"
+	"shape its recorded version implies (built from the embedded SQL on temporary\n"
+	"tables, in a transaction that is rolled back). One line per difference.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
+	"\n"
+	"Exit: 0 the schema matches, 65 it differs, 64 usage, 69 unreachable (or a\n"
+	"query failed), 77 the role may not read what it needs, 78 config.\n";
+
+const struct command_info verify_info = { "", verify_longopts, verify_help };
+
 int cmd_status(const struct config *cfg, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 }
-	};
 	bool json = false;
 	PGconn *conn;
 	int c, rc;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+", status_longopts, NULL)) != -1) {
 		if (c != 'j')
-			return usage_bad_option("status", argv[optind - 1]);
+			return cli_bad_option("status", argv[optind - 1]);
 		json = true;
 	}
 	if (optind < argc)
-		return usage_bad_option("status", argv[optind]);
+		return cli_bad_option("status", argv[optind]);
 	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	rc = status_all(conn, cfg, json);
@@ -255,15 +292,19 @@ int cmd_verify(const struct config *cfg, int argc, char **argv)
 	PGconn *conn;
 	int rc = 0;
 
-	if (argc > 1)
-		return usage_bad_option("verify", argv[1]);
+	optind = 1;
+	opterr = 0;
+	if (getopt_long(argc, argv, "+", verify_longopts, NULL) != -1)
+		return cli_bad_option("verify", argv[optind - 1]);
+	if (optind < argc)
+		return cli_bad_option("verify", argv[optind]);
 	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	sl_init(&diffs);
 	for (size_t i = 0; i <= cfg->nsets && rc == 0; i++)
 		rc = verify_one(conn, cfg, i == 0 ? &agent_set : set_find(cfg->sets[i - 1]), &diffs);
 	if (rc != 0)
-		rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		rc = db_read_fail_code(conn);
 	else if (diffs.n > 0) {
 		for (size_t i = 0; i < diffs.n; i++)
 			printf("%s\n", diffs.items[i]);

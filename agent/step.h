@@ -1,5 +1,6 @@
 /*
- * step.h: running one version's file, up or down, with its bookkeeping.
+ * step.h: running one version's file, up or down, with its bookkeeping, and
+ * the context every migration function is given instead of globals.
  */
 #ifndef STEP_H
 #define STEP_H
@@ -8,9 +9,59 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "migrate.h"
 #include "sets.h"
 #include "util.h"
+
+struct set_state;
+
+/*
+ * What a migration runs with. The callbacks let the caller (the service, or
+ * the command line) watch and stop it; both may be NULL.
+ *
+ *   progress   a one-line description of a long wait, every few seconds
+ *              (the service sends it as STATUS= and EXTEND_TIMEOUT_USEC=)
+ *   alive      called at least every STEP_TICK_MS while a statement runs or
+ *              the agent waits: the wait itself proves the loop is alive
+ *              (the service feeds its watchdog). It returns false when the
+ *              agent must stop: the running statement is cancelled
+ *              (PQcancel), its transaction rolls back, and the step returns
+ *              EXIT_STOPPED.
+ */
+struct step_ctx {
+	const struct config *cfg;
+	void (*progress)(void *arg, const char *what);
+	bool (*alive)(void *arg);
+	void *arg;
+	bool stopped;		/* a statement was cancelled because alive() said stop */
+	char sqlstate[6];	/* SQLSTATE of the last statement that failed */
+};
+
+#define STEP_TICK_MS 250
+
+/* A context for CFG with no callbacks. */
+void step_ctx_init(struct step_ctx *ctx, const struct config *cfg);
+
+/* Tells the caller's progress callback (and nobody else). */
+void step_progress(struct step_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Calls alive(); false when the agent must stop (remembered in ctx->stopped). */
+bool step_alive(struct step_ctx *ctx);
+
+/* Sleeps MS, calling alive() every STEP_TICK_MS; false when the agent must stop. */
+bool step_sleep(struct step_ctx *ctx, long long ms);
+
+/*
+ * Runs SQL (with NPARAMS text parameters, or several statements when
+ * NPARAMS is 0) without blocking: alive() every STEP_TICK_MS, and after 5 s
+ * every 5 s a report of the sessions it waits for, named LABEL. Returns NULL
+ * on success (with the last result in *RES when RES is not NULL; caller
+ * clears), or the reason it failed (caller frees), with ctx->sqlstate set.
+ */
+char *step_exec(struct step_ctx *ctx, PGconn *conn, const char *sql, int nparams, const char *const *params,
+		const char *label, PGresult **res);
+
+/* The exit code of a failure: EXIT_STOPPED, EXIT_UNREACHABLE (connection lost) or EXIT_STEP. */
+int step_fail_code(const struct step_ctx *ctx, PGconn *conn);
 
 /* How a down step treats a table it would drop. */
 struct down_ctx {
@@ -21,43 +72,33 @@ struct down_ctx {
 };
 
 /* Session settings for migrating: no statement timeout, and the server
- * notices a vanished agent during a long build. Also remembers CFG. */
-int step_prepare_session(PGconn *conn, const struct config *cfg);
+ * notices a vanished agent during a long build. */
+int step_prepare_session(PGconn *conn);
 
 /* File F (split into STMTS) with its bookkeeping, in one transaction. DOWN is NULL going up. */
-int step_run_in_transaction(PGconn *conn, const struct config *cfg, const struct set_def *set,
+int step_run_in_transaction(struct step_ctx *ctx, PGconn *conn, const struct set_def *set,
 			    const struct sql_file *f, const struct strlist *stmts, const struct down_ctx *down);
 
-/* File F statement by statement outside a transaction (CONCURRENTLY), then its bookkeeping. */
-int step_run_alone(PGconn *conn, const struct config *cfg, const struct set_def *set,
+/* File F statement by statement outside a transaction (its no-transaction directive), then its bookkeeping. */
+int step_run_alone(struct step_ctx *ctx, PGconn *conn, const struct set_def *set,
 		   const struct sql_file *f, const struct strlist *stmts, const struct down_ctx *down);
 
 /*
  * Rehearses the down steps of SET from its recorded version to TO + 1 in one
  * transaction that is then rolled back, so that a step that would fail or
- * refuse is found before anything changes. Returns 0, EXIT_STEP or
- * EXIT_UNREACHABLE.
+ * refuse is found before anything changes. Returns 0 or an exit code.
  */
-int step_rehearse_down(PGconn *conn, const struct config *cfg, const struct set_def *set,
+int step_rehearse_down(struct step_ctx *ctx, PGconn *conn, const struct set_def *set,
 		       const struct set_state *st, int to, const struct down_ctx *down);
-
-/* Runs SQL outside a transaction, reporting every few seconds what it waits for. 0 or an exit code. */
-int exec_watched(PGconn *conn, const char *sql, const char *what);
 
 /* 1 when index NAME in SCHEMA exists and is INVALID, 0 when not, -1 on error. */
 int step_index_is_invalid(PGconn *conn, const char *schema, const char *name);
 
-/* Drops index NAME in SCHEMA when it is INVALID; DRY_RUN prints instead. */
-int step_drop_invalid_index(PGconn *conn, const char *schema, const char *name, bool dry_run);
+/* Drops index NAME in SCHEMA when it is INVALID; DRY_RUN prints instead. 0 or an exit code. */
+int step_drop_invalid_index(struct step_ctx *ctx, PGconn *conn, const char *schema, const char *name,
+			    bool dry_run);
 
-/* Helpers shared by the commands (migrate.c). */
-int ensure_schema(PGconn *conn, const char *name, bool dry_run);
-int parse_set_option(const struct config *cfg, const char *name, const char **out);
-int parse_version_option(const char *arg, int min, int *out);
-int usage_bad_option(const char *command, const char *arg);
-progress_fn migrate_progress(void);
-
-/* Brings the agent's own set (ledger, heartbeat) up to date; the caller holds the lock. */
-int migrate_own_set(PGconn *conn, const struct config *cfg);
+/* Splits F into STMTS and reads its directives into *FLAGS; 0, or EXIT_STEP after logging. */
+int step_load_file(const struct sql_file *f, struct strlist *stmts, unsigned *flags);
 
 #endif

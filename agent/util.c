@@ -10,9 +10,18 @@
 #include <string.h>
 #include <time.h>
 
+static void (*oom_hook)(void);
+
+void xalloc_on_failure(void (*fn)(void))
+{
+	oom_hook = fn;
+}
+
 static void die_oom(void)
 {
 	fputs("checkpoint-agent: out of memory\n", stderr);
+	if (oom_hook != NULL)
+		oom_hook();
 	exit(70);
 }
 
@@ -226,4 +235,44 @@ void sb_add_json_string(struct strbuf *sb, const char *s)
 		}
 	}
 	sb_add(sb, "\"");
+}
+
+void backoff_init(struct backoff *b, long long min_ms, long long max_ms)
+{
+	b->min_ms = min_ms > 0 ? min_ms : 1;
+	b->max_ms = max_ms > b->min_ms ? max_ms : b->min_ms;
+	b->step_ms = b->min_ms;
+}
+
+void backoff_reset(struct backoff *b)
+{
+	b->step_ms = b->min_ms;
+}
+
+long long backoff_next(struct backoff *b)
+{
+	long long s = b->step_ms, d = s / 2 + random() % (s / 2 + 1);
+
+	b->step_ms = s * 2 > b->max_ms ? b->max_ms : s * 2;
+	return d;
+}
+
+/*
+ * Array elements are double-quoted; inside, only " and \ are escaped with a
+ * backslash (PostgreSQL's array input rules). Every other byte, newlines
+ * included, stands for itself: JSON's \n would be read as "n".
+ */
+void sb_add_pg_array(struct strbuf *sb, const struct strlist *items)
+{
+	sb_add(sb, "{");
+	for (size_t i = 0; i < items->n; i++) {
+		sb_add(sb, i ? ",\"" : "\"");
+		for (const char *c = items->items[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				sb_add(sb, "\\");
+			sb_addn(sb, c, 1);
+		}
+		sb_add(sb, "\"");
+	}
+	sb_add(sb, "}");
 }

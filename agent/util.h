@@ -9,6 +9,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/*
+ * FN runs before the process exits on exhausted memory, the one error
+ * handled by exiting (the service tells systemd: STATUS= and ERRNO=).
+ */
+void xalloc_on_failure(void (*fn)(void));
+
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
@@ -45,7 +51,22 @@ void sl_free(struct strlist *sl);
 long long now_ms(void);
 void sleep_ms(long long ms);
 
+/*
+ * Retry with backoff and jitter: each delay is between half and all of the
+ * current step, which doubles from MIN_MS up to MAX_MS. Agents started
+ * together so never retry in step.
+ */
+struct backoff {
+	long long min_ms, max_ms, step_ms;
+};
+void backoff_init(struct backoff *b, long long min_ms, long long max_ms);
+long long backoff_next(struct backoff *b);
+void backoff_reset(struct backoff *b);
+
 /* JSON string escaping into a strbuf (with the quotes). */
 void sb_add_json_string(struct strbuf *sb, const char *s);
+
+/* A PostgreSQL array literal of text ("{"a","b\"c"}"), for a text[] parameter, into a strbuf. */
+void sb_add_pg_array(struct strbuf *sb, const struct strlist *items);
 
 #endif

@@ -64,18 +64,13 @@ static void shape_free(struct shape *s)
 	s->n = 0;
 }
 
-/* "{a,b}" for a text[] parameter; table names are plain identifiers. */
+/* "{"a","b"}" for a text[] parameter. */
 static char *text_array(const struct strlist *l)
 {
 	struct strbuf sb;
 
 	sb_init(&sb);
-	sb_add(&sb, "{");
-	for (size_t i = 0; i < l->n; i++) {
-		sb_add(&sb, i ? "," : "");
-		sb_add_json_string(&sb, l->items[i]);
-	}
-	sb_add(&sb, "}");
+	sb_add_pg_array(&sb, l);
 	return sb_detach(&sb);
 }
 
@@ -177,9 +172,9 @@ static int live_shape(PGconn *conn, const char *schema, struct shape *s, bool *s
 	}
 	/* Defaults name sequences relative to search_path, as in the scratch build. */
 	q = db_ident(conn, schema);
-	sql = xasprintf("BEGIN; SET LOCAL search_path TO %s", q);
+	sql = q ? xasprintf("BEGIN; SET LOCAL search_path TO %s", q) : NULL;
 	PQfreemem(q);
-	if (db_exec(conn, sql) == 0) {
+	if (sql != NULL && db_exec(conn, sql) == 0) {
 		rc = read_shape(conn, PQgetvalue(res, 0, 0), s);
 		db_exec(conn, "ROLLBACK");
 	}

@@ -9,7 +9,8 @@
 #       the data disk too) and update the agent's config.
 #       The copy on the data disk is kept unless --remove-old.
 #   rollback.sh schema --to V [--set S] [options]   the agent's rollback
-#       (checkpoint-agent rollback --to V); --dry-run shows the plan.
+#       (checkpoint-agent rollback --to V); --dry-run shows the plan. The last
+#       resort, when a migration destroyed data: restore.sh --to-time T.
 #   rollback.sh app                    how to point the application back at
 #       Redis (the migration plan's fallback); changes nothing.
 #
@@ -104,6 +105,11 @@ rollback_datadir() {
 	if [ -x "$CPA_AGENT_BIN" ] && [ -f "$CPA_AGENT_CONFIG" ]; then
 		CPA_STEP=agent bash "$CPA_STEPS_DIR/60-agent.sh" "${ORIGINAL_ARGS[@]}"
 	fi
+	# pgBackRest's pg1-path names the data directory (archive-push reads the
+	# WAL through it): re-render its config and check archiving.
+	if [ "$CPA_BACKUP" = 1 ] && [ -f "$CPA_PGBACKREST_CONF" ]; then
+		CPA_STEP=backup bash "$CPA_STEPS_DIR/55-backup.sh" "${ORIGINAL_ARGS[@]}"
+	fi
 }
 
 remove_mount_dropin() {
@@ -116,6 +122,11 @@ remove_mount_dropin() {
 	else
 		cpa_unchanged "no mount drop-in installed"
 	fi
+}
+
+# restore_pointer: where a migration gone wrong is undone when nothing else can.
+restore_pointer() {
+	printf '%s\n' "point-in-time recovery from the backups to just before the migration: $CPA_PROVISION_DIR/restore.sh --to-time 'YYYY-MM-DD HH:MM:SS+00' (try it first with --drill --to-time ...; see README, Backups)"
 }
 
 rollback_schema() {
@@ -131,9 +142,10 @@ rollback_schema() {
 	runuser -u "$CPA_AGENT_USER" -- "$CPA_AGENT_BIN" -c "$CPA_AGENT_CONFIG" "${args[@]}" || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		cpa_die "$rc" "checkpoint-agent rollback exited $rc (64 usage, 69 no database, 70 a step failed or was refused, 75 lock timeout)" \
-			"Its messages are above; nothing after the failed step was rolled back."
+			"Its messages are above; nothing after the failed step was rolled back. Last resort, when neither a down step nor the quarantine can bring the data back: $(restore_pointer)"
 	fi
 	[ "$CPA_DRY_RUN" = 1 ] || cpa_changed "schema rolled back to v$ROLLBACK_TO${ROLLBACK_SET:+ (set $ROLLBACK_SET)}"
+	cpa_info "last resort for a migration gone wrong (data lost, not just schema): $(restore_pointer)"
 	cpa_warn "checkpoint-agent.service applies pending migrations when it starts: before it restarts, deploy the application version that expects v$ROLLBACK_TO and remove the later migrations from its sets, or it migrates forward again (see provision/README.md)."
 }
 

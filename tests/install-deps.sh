@@ -6,16 +6,16 @@ set -euo pipefail
 
 packages=(
 	# build
-	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev
+	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
 	# test harness and the throwaway clusters
 	shunit2 postgresql postgresql-contrib postgresql-client iproute2 procps
 	# the LangGraph JS client test; python3 reads JSON in the check suites
 	nodejs npm python3
 	# systemd, containers, provisioning and fleet tests
-	systemd systemd-container debootstrap redis-server redis-tools
+	systemd systemd-container debootstrap redis-server redis-tools pgbackrest
 	ansible ansible-lint yamllint
-	# static analysis and the sanitizer/valgrind runs
-	valgrind cppcheck clang-tidy shellcheck
+	# static analysis, the sanitizer/valgrind runs, the fuzzers (libFuzzer), strace
+	valgrind cppcheck clang-tidy shellcheck clang libclang-rt-14-dev strace
 	# checks and benchmarks
 	check-postgres prometheus-postgres-exporter prometheus hyperfine
 )

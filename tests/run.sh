@@ -13,8 +13,11 @@ cd "$root"
 
 passed=0
 failed=0
+failed_suites=()
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+suite_log=$(mktemp)
+asserts=$(mktemp)
+trap 'rm -f "$results" "$suite_log" "$asserts"' EXIT
 export TL_RESULTS=$results
 
 count_unit_tests() {
@@ -28,12 +31,14 @@ count_unit_tests() {
 	if [ -z "$line" ]; then
 		echo "unit tests did not report their counts: counted as 1 failure"
 		failed=$((failed + 1))
+		failed_suites+=("unit")
 		return
 	fi
 	p=$(printf '%s' "$line" | awk '{print $2}')
 	f=$(printf '%s' "$line" | awk '{print $4}')
 	passed=$((passed + p))
 	failed=$((failed + f))
+	[ "$f" -eq 0 ] || failed_suites+=("unit ($f)")
 }
 
 suite_selected() {
@@ -53,19 +58,25 @@ run_suite() {
 	echo "== $name"
 	before=$(wc -l <"$results")
 	start=$(date +%s)
-	rc=0
-	timeout --kill-after=30 "${TL_SUITE_TIMEOUT:-900}" bash "$suite" </dev/null || rc=$?
+	set +e
+	timeout --kill-after=30 "${TL_SUITE_TIMEOUT:-900}" bash "$suite" </dev/null 2>&1 | tee "$suite_log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	grep -a 'ASSERT' "$suite_log" | sed "s/^/$name: /" >>"$asserts" || true
 	after=$(wc -l <"$results")
 	if [ "$after" -eq "$before" ]; then
 		echo "$name ended (exit $rc) without reporting its counts: counted as 1 failure"
 		failed=$((failed + 1))
+		failed_suites+=("$name (no counts, exit $rc)")
 	else
 		read -r _ p f < <(tail -n 1 "$results")
 		passed=$((passed + p))
 		failed=$((failed + f))
+		[ "$f" -eq 0 ] || failed_suites+=("$name ($f)")
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 			echo "$name exited $rc after its tests passed: counted as 1 failure"
 			failed=$((failed + 1))
+			failed_suites+=("$name (exit $rc)")
 		fi
 	fi
 	echo "-- $name: $(( $(date +%s) - start ))s"
@@ -82,5 +93,10 @@ for suite in tests/t[0-9][0-9][0-9][0-9]-*.sh; do
 	fi
 done
 
+# The failing suites are named just above the totals, where a log's tail shows them.
+if [ "${#failed_suites[@]}" -gt 0 ]; then
+	echo "failing: ${failed_suites[*]}"
+	tail -n 20 "$asserts"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

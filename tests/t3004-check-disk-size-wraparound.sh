@@ -70,19 +70,31 @@ grow_blobs() {
 		FROM generate_series(1, $(($1 * 10))) g" >/dev/null
 }
 
-test_04_size_growth_ok_warning_critical_across_runs() {
-	check_with "growth_warn_mb = 1; growth_crit_mb = 4;"
+# backdate_state SECONDS: moves every size sample in the state file SECONDS into the past.
+backdate_state() {
+	awk -F'\t' -v OFS='\t' -v d="$1" '$3 ~ /^size/ { $2 -= d } { print }' "$dir/state" >"$dir/state.new" &&
+		mv "$dir/state.new" "$dir/state"
+}
+
+# Growth is per hour, measured against a sample at least 5 minutes old.
+test_04_size_growth_ok_warning_critical_per_hour() {
+	check_with "growth_warn_mb = 6; growth_crit_mb = 24;"
 	assertEquals "first run; out: $TL_OUT" OK "$(status_of size)"
 	assertTrue "the state file is written" "[ -s '$dir/state' ]"
+	assertContains "no rate yet" "$TL_OUT" "measured from 300 s"
+	backdate_state 600
 	tl_agent -c "$conf" check
 	assertEquals "no growth; out: $TL_OUT" OK "$(status_of size)"
 	assertContains "$TL_OUT" "public.checkpoint_blobs"
+	backdate_state 600
 	grow_blobs 2
 	tl_agent -c "$conf" check
-	assertEquals "2 MiB; out: $TL_OUT" WARNING "$(status_of size)"
+	assertEquals "2 MiB in 10 min = 12 MiB/h; out: $TL_OUT" WARNING "$(status_of size)"
+	backdate_state 600
 	grow_blobs 5
 	tl_agent -c "$conf" check
-	assertEquals "5 MiB; out: $TL_OUT" CRITICAL "$(status_of size)"
+	assertEquals "5 MiB in 10 min = 30 MiB/h; out: $TL_OUT" CRITICAL "$(status_of size)"
+	backdate_state 600
 	tl_agent -c "$conf" check
 	assertEquals "then still; out: $TL_OUT" OK "$(status_of size)"
 }
@@ -90,9 +102,10 @@ test_04_size_growth_ok_warning_critical_across_runs() {
 test_05_size_prometheus_carries_size_and_growth() {
 	write_conf ""
 	tl_agent -c "$conf" check
+	backdate_state 600
 	tl_agent -c "$conf" check --format prometheus
 	assertTrue "growth sample; out: $TL_OUT" \
-		"printf '%s\n' \"\$TL_OUT\" | grep -Eq '^checkpoint_agent_table_growth_bytes\{table=\"public.checkpoint_blobs\"\} -?[0-9]+$'"
+		"printf '%s\n' \"\$TL_OUT\" | grep -Eq '^checkpoint_agent_table_growth_bytes_per_second\{table=\"public.checkpoint_blobs\"\} -?[0-9.e+-]+$'"
 	assertContains "$TL_OUT" 'checkpoint_agent_table_size_bytes{table="public.checkpoint_blobs"}'
 }
 

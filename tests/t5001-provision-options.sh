@@ -26,6 +26,7 @@ test_01_defaults_come_from_defaults_env() {
 	while IFS='=' read -r key value; do
 		case "$key" in '' | '#'*) continue ;; esac
 		[ "$key" = CPA_DATA_DIR ] && continue
+		[ "$key" = CPA_BACKUP_STANZA ] && continue
 		assertEquals "$key" "$value" "$(config_value "$key" <<<"$out")"
 	done <"$P/defaults.env"
 }
@@ -61,13 +62,34 @@ test_05_bad_values_exit_64_with_a_reason() {
 		"--data-root relative/path" "--sets langgraph,bogus" "--sets bogus" "--listen 1.2.3.4;drop" \
 		"--env-file /etc/it's" "--space-margin -1" "--no-such-option" "--agent-role Bad" "--agent-role ai_agent" \
 		"--tls-ca /etc/ca.pem" "--tls-cert /etc/c.pem" "--tls-key /etc/k.pem" "--public-host a;b" \
-		"--apt-cache-valid-time soon" "--remote-env-file relative.env"; do
+		"--apt-cache-valid-time soon" "--remote-env-file relative.env" \
+		"--backup-repo relative/repo" "--backup-repo /" "--backup-stanza bad/name" "--archive-timeout 0" \
+		"--backup-retention 0" "--backup-interval-hours x" "--backup-full-schedule not-a-calendar" \
+		"--backup-diff-schedule Mon;reboot" "--backup-status-dir /var/lib/it's"; do
 		rc=0
 		# shellcheck disable=SC2086,SC2090 # the words are separate arguments, quotes literal
 		err=$("$P/provision.sh" --show-config $args 2>&1 >/dev/null) || rc=$?
 		assertEquals "exit code for: $args" 64 "$rc"
 		assertContains "message for: $args" "$err" "Try: provision.sh --help"
 	done
+}
+
+test_05b_backup_options_and_their_derived_stanza() {
+	local out
+	out=$(show_config) || fail "--show-config failed"
+	assertEquals "the stanza is the cluster's name" main "$(config_value CPA_BACKUP_STANZA <<<"$out")"
+	out=$(show_config --cluster lg --no-backup --backup-repo /srv/pg-backup/ --backup-cipher --enable-checksums \
+		--archive-timeout 30 --backup-full-schedule "Sat 02:00" --backup-retention 4) || fail "--show-config failed"
+	assertEquals lg "$(config_value CPA_BACKUP_STANZA <<<"$out")"
+	assertEquals 0 "$(config_value CPA_BACKUP <<<"$out")"
+	assertEquals "a trailing slash is dropped" /srv/pg-backup "$(config_value CPA_BACKUP_REPO <<<"$out")"
+	assertEquals 1 "$(config_value CPA_BACKUP_CIPHER <<<"$out")"
+	assertEquals 1 "$(config_value CPA_ENABLE_CHECKSUMS <<<"$out")"
+	assertEquals 30 "$(config_value CPA_ARCHIVE_TIMEOUT <<<"$out")"
+	assertEquals "Sat 02:00" "$(config_value CPA_BACKUP_FULL_SCHEDULE <<<"$out")"
+	assertEquals 4 "$(config_value CPA_BACKUP_RETENTION_FULL <<<"$out")"
+	out=$(show_config --backup-stanza other) || fail "--show-config failed"
+	assertEquals other "$(config_value CPA_BACKUP_STANZA <<<"$out")"
 }
 
 test_06_missing_option_value_is_a_usage_error() {
@@ -84,7 +106,8 @@ test_07_help_lists_every_setting_and_the_exit_codes() {
 		case "$key" in '' | '#'*) continue ;; esac
 		assertContains "help names $key" "$help" "$key"
 	done <"$P/defaults.env"
-	for key in --dry-run --remove-old --require-mount --allow-cidr --listen --password-file --step --from; do
+	for key in --dry-run --remove-old --require-mount --allow-cidr --listen --password-file --step --from \
+		--no-backup --backup-repo --backup-cipher --enable-checksums; do
 		assertContains "help names $key" "$help" "$key"
 	done
 	assertContains "$help" "73 refused"
@@ -100,7 +123,7 @@ test_08_every_step_runs_alone_and_has_help() {
 
 test_09_steps_are_listed_in_order_and_unknown_steps_are_refused() {
 	local rc=0
-	assertEquals "install datadir role-db tune app-env agent table-tuning summary" \
+	assertEquals "install datadir role-db tune app-env backup agent table-tuning summary" \
 		"$("$P/provision.sh" --list-steps | paste -sd ' ')"
 	"$P/provision.sh" --step nosuch >/dev/null 2>&1 || rc=$?
 	assertEquals 64 "$rc"
@@ -168,7 +191,7 @@ test_14_every_entry_point_takes_the_one_lock() {
 	d=$(tl_tmpdir)
 	hold_lock "$d/lock" 60 || fail "the lock was not taken"
 	for entry in "$P/provision.sh --step summary" "$P/rollback.sh datadir" "$P/rollback.sh schema --to 8" \
-		"$P/steps/20-datadir.sh" "$P/steps/40-tune.sh"; do
+		"$P/steps/20-datadir.sh" "$P/steps/40-tune.sh" "$P/restore.sh --drill" "$P/restore.sh --latest --yes"; do
 		rc=0
 		# shellcheck disable=SC2086 # the entry's words are separate arguments
 		out=$(CPA_LOCK_FILE=$d/lock bash $entry 2>&1) || rc=$?

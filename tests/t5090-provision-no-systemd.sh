@@ -15,6 +15,7 @@
 
 ROOT=
 DATA=
+BACKUP=
 OUT=
 MACHINE=cpa-t5090-$$
 
@@ -24,6 +25,9 @@ suite_setup() {
 	dir=$(tl_tmpdir) || return 1
 	ROOT=$dir/root
 	DATA=$(tl_tmpdir) || return 1
+	# The backup repository on another file system than the data's, as on a real server.
+	BACKUP=$(mktemp -d /dev/shm/cpa-t5090.XXXXXX) || return 1
+	TL_CLEANUP_DIRS+=("$BACKUP")
 	OUT=$(tl_tmpdir) || return 1
 	tc__lock shared || return 1
 	if ! cp -a --reflink=auto "$base" "$ROOT"; then
@@ -42,7 +46,7 @@ suite_setup() {
 in_container() {
 	RC=0
 	systemd-nspawn --register=no --keep-unit --quiet --private-network -D "$ROOT" --machine="$MACHINE" \
-		--bind="$DATA:/mnt/data" --pipe /bin/bash -c "$2" </dev/null >"$OUT/$1.log" 2>&1 || RC=$?
+		--bind="$DATA:/mnt/data" --bind="$BACKUP:/mnt/backup" --pipe /bin/bash -c "$2" </dev/null >"$OUT/$1.log" 2>&1 || RC=$?
 	# nspawn will not clean this where /run is not a tmpfs.
 	rm -rf --one-file-system -- "/run/systemd/nspawn/propagate/$MACHINE"
 	if [ "$RC" -ne 0 ]; then
@@ -76,6 +80,9 @@ test_01_provisions_migrates_and_checks_without_systemd() {
 	assertContains "$log" "Nothing changed"
 	assertTrue "the unit is enabled for the next boot" \
 		"[ -L '$ROOT/etc/systemd/system/multi-user.target.wants/checkpoint-agent.service' ]"
+	assertContains "backups without systemd: the first backup" "$log" "took the first full backup"
+	assertTrue "the backup timers are enabled for the next boot" \
+		"[ -L '$ROOT/etc/systemd/system/timers.target.wants/checkpoint-backup-diff.timer' ]"
 }
 
 test_02_a_second_run_only_starts_postgresql_again() {

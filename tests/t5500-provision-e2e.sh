@@ -1,12 +1,14 @@
 #!/bin/bash
 # t5500-provision-e2e: provision/provision.sh end to end, in a booted Debian 12
 # container (systemd as PID 1, tests/lib/container.sh) with a host folder
-# bound at /mnt/data and a private network (its own loopback). In order:
+# bound at /mnt/data, a /dev/shm folder bound at /mnt/backup (backups on
+# another file system) and a private network (its own loopback). In order:
 #   - --dry-run on the bare container changes nothing (stale apt lists: it
 #     plans an apt-get update);
 #   - provision.sh: data_directory under /mnt/data, the agent active, schema
 #     v9, its own role (pg_monitor) over TLS, the application's role without
 #     pg_read_all_stats; the stale lists' update tried (offline: a warning);
+#     archiving and the first backup, the timers, the agent's backup check;
 #   - provision.sh again: nothing changes (not even a reload or restart);
 #   - a reload or restart an interrupted run did not make is made by the
 #     next one; a tuning file PostgreSQL rejects is put back;
@@ -25,6 +27,17 @@
 #     over TLS only, with app-remote.env; verify-full with a given CA);
 #   - --password-file replaces the password in the role and every file;
 #   - rollback.sh schema --to 8 runs the agent's rollback;
+#   - backups and point-in-time recovery (provisioned with --backup-cipher
+#     throughout): the passphrase is 0600 and in no command line,
+#     environment, log or readable file; the real LangGraph JS client writes
+#     threads, the differential backup unit runs, more threads, the time T is
+#     noted with the fingerprint of every checkpoint table (row count, md5 of
+#     the ordered rows), more threads, DROP TABLE checkpoint_writes;
+#     restore.sh --to-time T brings back exactly the rows of T and the JS
+#     client reads the threads of before T back (not those after); the drill
+#     unit leaves the live fingerprint and postmaster unchanged and the agent
+#     (logged in as its own role) reports it; restore.sh's bad input exits
+#     64/65/69 and changes nothing;
 #   - a server of the older layout (the agent as the application's role,
 #     which read every session) is brought to the new one.
 # The tests share one container and run in order.
@@ -35,6 +48,10 @@
 . "$TL_ROOT/tests/lib/container.sh"
 
 PROVISION=/opt/checkpoint-agent/provision/provision.sh
+RESTORE=/usr/local/lib/checkpoint-agent/restore.sh
+CIPHER_CONF=/etc/pgbackrest/conf.d/checkpoint-cipher.conf
+JS_CLIENT=$TL_ROOT/tests/js/langgraph-client.cjs
+BACKUP=
 ROLLBACK=/opt/checkpoint-agent/provision/rollback.sh
 DATA=
 OUT=
@@ -44,7 +61,13 @@ OTHER_ADDR=192.0.2.10
 suite_setup() {
 	DATA=$(tl_tmpdir) || return 1
 	OUT=$(tl_tmpdir) || return 1
-	tc_boot provision-e2e --bind="$DATA:/mnt/data" --private-network || return 1
+	# The backup disk: another file system than the data's, kept across reboots.
+	BACKUP=$(mktemp -d /dev/shm/cpa-t5500.XXXXXX) || return 1
+	TL_CLEANUP_DIRS+=("$BACKUP")
+	NODE_PATH=$("$TL_ROOT/tests/js/install.sh") || return 1
+	JS_NODE=$("$TL_ROOT/tests/js/install.sh" --node) || return 1
+	export NODE_PATH JS_NODE
+	tc_boot provision-e2e --bind="$DATA:/mnt/data" --bind="$BACKUP:/mnt/backup" --private-network || return 1
 }
 
 suite_teardown() {
@@ -58,7 +81,8 @@ run_provision() {
 	shift
 	start=$(date +%s.%N)
 	RC=0
-	tc_exec "$PROVISION" "$@" >"$OUT/$name.log" 2>&1 || RC=$?
+	# An encrypted repository throughout (the setting, so that resume commands show only "$@").
+	tc_exec env CPA_BACKUP_CIPHER=1 "$PROVISION" "$@" >"$OUT/$name.log" 2>&1 || RC=$?
 	SECONDS_TAKEN=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	tl_log "provision.sh $* ($name): exit $RC in ${SECONDS_TAKEN}s"
 	if [ "$RC" -ne 0 ]; then
@@ -100,6 +124,8 @@ test_01_dry_run_on_the_bare_container_changes_nothing() {
 	assertContains "stale lists are refreshed first" "$(cat "$OUT/dry-run.log")" \
 		"would:    apt-get update: the package lists are older than 24 h"
 	assertContains "$(cat "$OUT/dry-run.log")" "nothing was changed"
+	assertContains "the plan announces the one restart" "$(cat "$OUT/dry-run.log")" "RESTART PostgreSQL once: archive_mode = on needs it"
+	assertContains "$(cat "$OUT/dry-run.log")" "stanza-create (if missing), check, and a first full backup"
 	after=$(tc_exec sh -c 'dpkg -l | wc -l; ls /etc /var/lib | md5sum')
 	assertEquals "no package, no file in /etc or /var/lib" "$before" "$after"
 	assertFalse "no folder on the data disk" "[ -e '$DATA/postgresql' ]"
@@ -124,21 +150,19 @@ test_02_provision_places_the_data_on_the_disk_and_starts_the_agent() {
 	assertContains "the summary masks the password" "$(cat "$OUT/first.log")" \
 		"postgresql://ai_agent:****@localhost:5432/langgraph_checkpoints"
 	assertContains "$(cat "$OUT/first.log")" "schema version    langgraph v9"
-	assertContains "it tried to refresh the stale lists (offline here)" "$(cat "$OUT/first.log")" \
-		"apt-get update failed (offline? see above)"
-	assertEquals "TLS" "on TLSv1.2" "$(psql_super -c "SELECT current_setting('ssl') || ' ' || current_setting('ssl_min_protocol_version')")"
-	assertContains "the agent logs in as its own role" "$(tc_exec grep '^ *uri' /etc/checkpoint-agent/agent.conf)" \
-		"postgresql://checkpoint_monitor@localhost:5432/langgraph_checkpoints"
-	assertEquals "the agent's role: pg_monitor, not the owner's rights" "t f t" \
-		"$(psql_super -c "SELECT pg_has_role('checkpoint_monitor', 'pg_monitor', 'USAGE'), pg_has_role('checkpoint_monitor', 'ai_agent', 'USAGE'), pg_has_role('checkpoint_monitor', 'ai_agent', 'MEMBER')" | tr '|' ' ')"
-	assertEquals "the application's role reads no other session" f \
-		"$(psql_super -c "SELECT pg_has_role('ai_agent', 'pg_read_all_stats', 'MEMBER')")"
-	assertEquals "the tables belong to the application's role" "" \
-		"$(db_sql "SELECT tablename FROM pg_tables WHERE schemaname IN ('public', 'checkpoint_agent') AND tableowner <> 'ai_agent'")"
-	assertContains "the agent's check runs over TLS" \
-		"$(tc_exec runuser -u checkpoint-agent -- checkpoint-agent check 2>&1 | grep ' connect:')" ", over TLSv1.3"
-	assertNotEquals "the agent's password is not the application's" \
-		"$(sed -n 's/^password=//p' "$TC_ROOT/etc/checkpoint-agent/credentials")" "$(cat "$TC_ROOT/etc/checkpoint-agent/db-password")"
+#   - backups and point-in-time recovery (provisioned with --backup-cipher
+#     throughout): the passphrase is 0600 and in no command line,
+#     environment, log or readable file; the real LangGraph JS client writes
+#     threads, the differential backup unit runs, more threads, the time T is
+#     noted with the fingerprint of every checkpoint table (row count, md5 of
+#     the ordered rows), more threads, DROP TABLE checkpoint_writes;
+#     restore.sh --to-time T brings back exactly the rows of T and the JS
+#     client reads the threads of before T back (not those after); the drill
+#     unit leaves the live fingerprint and postmaster unchanged and the agent
+#     (its own role) reports it; restore.sh's bad input exits 64/65/69 and
+#     changes nothing;
+#   - a server of the older layout (the agent as the application's role,
+#     which read every session) is brought to the new one.
 }
 
 test_03_a_second_run_changes_nothing() {
@@ -342,6 +366,17 @@ test_08_the_password_is_nowhere_it_should_not_be() {
 	assertEquals "provisioning's own output" "" "$found"
 	assertTrue "the scan finds it where it is (the env file)" "tc_exec grep -qF -f $pw /etc/checkpoint-agent/app.env"
 	tc_exec rm -f "$pw"
+	# The repository passphrase, after a backup ran through its unit.
+	tc_exec systemctl start checkpoint-backup-diff.service || fail "a differential backup through its unit"
+	tc_exec sh -c "umask 077; sed -n 's/^repo1-cipher-pass=//p' $CIPHER_CONF >/root/pattern"
+	assertTrue "there is a passphrase" "tc_exec test -s /root/pattern"
+	found=$(tc_exec sh -c "grep -lsF -f /root/pattern /proc/[0-9]*/cmdline /proc/[0-9]*/environ; journalctl --no-pager -o cat | grep -cF -f /root/pattern; grep -rlsF -f /root/pattern /var/log /var/lib/checkpoint-backup /mnt/backup")
+	assertEquals "passphrase: command lines, environments, journal, logs, the repository" "0" "$found"
+	found=$(tc_exec sh -c "find / -xdev \\( -path /proc -o -path /sys \\) -prune -o -type f -perm -0004 -print0 | xargs -0 grep -lsF -f /root/pattern")
+	assertEquals "passphrase: world-readable files" "" "$found"
+	found=$(grep -rlsF -f "$TC_ROOT/root/pattern" "$OUT")
+	assertEquals "passphrase: provisioning's output" "" "$found"
+	tc_exec rm -f /root/pattern
 }
 
 test_09_the_application_connects_with_the_password_only_from_allowed_addresses() {
@@ -450,11 +485,129 @@ test_11_rollback_schema_calls_the_agent_and_the_service_migrates_forward_again()
 	assertEquals "rollback exit code" 0 "$rc"
 	assertEquals "at v8" 8 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
 	assertContains "it warns about the service" "$(cat "$OUT/rollback-schema.log")" "applies pending migrations when it starts"
+	assertContains "it points at the last resort" "$(cat "$OUT/rollback-schema.log")" "restore.sh --to-time"
 	tc_exec systemctl restart checkpoint-agent.service || fail "the agent did not restart"
 	assertEquals "the service migrated forward again" 9 "$(db_sql 'SELECT max(v) FROM checkpoint_migrations')"
 }
 
-test_12_a_server_of_the_older_layout_is_brought_to_the_new_one() {
+# run_in NAME CMD...: a command inside; output in $OUT/NAME.log, exit code in RC.
+run_in() {
+	local name=$1 start
+	shift
+	start=$(date +%s.%N)
+	RC=0
+	tc_exec "$@" >"$OUT/$name.log" 2>&1 || RC=$?
+	tl_log "$name: exit $RC in $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s"
+	if [ "$RC" -ne 0 ]; then
+		tail -n 30 "$OUT/$name.log" >&2
+	fi
+}
+
+# fingerprint: row count and md5 of the ordered rows of every checkpoint table.
+fingerprint() {
+	db_sql "SELECT 'checkpoints ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY thread_id, checkpoint_ns, checkpoint_id), '')) FROM checkpoints t
+		UNION ALL SELECT 'checkpoint_blobs ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY thread_id, checkpoint_ns, channel, version), '')) FROM checkpoint_blobs t
+		UNION ALL SELECT 'checkpoint_writes ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY thread_id, checkpoint_ns, checkpoint_id, task_id, idx), '')) FROM checkpoint_writes t
+		UNION ALL SELECT 'checkpoint_migrations ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY v), '')) FROM checkpoint_migrations t"
+}
+
+# js ACTION LABEL: the LangGraph JS client, run on the host inside the
+# container's network namespace (its own loopback); the password reaches it
+# through a 0600 pgpass file made from the credentials file. JS_OUT, JS_RC.
+js() {
+	local pass=$OUT/pgpass
+	( umask 077 && sed -n 's/^password=\(.*\)/127.0.0.1:5432:langgraph_checkpoints:ai_agent:\1/p' \
+		"$TC_ROOT/etc/checkpoint-agent/credentials" >"$pass" )
+	JS_RC=0
+	JS_OUT=$(nsenter -t "$TC_PID" -n -- env PGPASSFILE="$pass" NODE_PATH="$NODE_PATH" "$JS_NODE" "$JS_CLIENT" \
+		--action "$1" --label "$2" --uri postgresql://ai_agent@127.0.0.1:5432/langgraph_checkpoints 2>"$OUT/js.err") || JS_RC=$?
+	rm -f "$pass"
+	[ "$JS_RC" = 0 ] || tl_log "js $1 $2: exit $JS_RC: $JS_OUT $(cat "$OUT/js.err")"
+}
+
+json_field() {
+	printf '%s' "$JS_OUT" | python3 -c "import json, sys; print(json.load(sys.stdin)$1)"
+}
+
+backup_check_line() {
+	tc_exec runuser -u checkpoint-agent -- checkpoint-agent check 2>&1 | grep ' backup: '
+}
+
+test_12_restore_to_a_time_brings_back_exactly_its_rows() {
+	local at_t after
+	js exercise before
+	assertEquals "JS writes threads" 0 "$JS_RC"
+	tc_exec systemctl start checkpoint-backup-diff.service || fail "differential backup"
+	assertContains "the unit wrote the info for the agent" "$(tc_exec cat /var/lib/checkpoint-backup/info.json)" '"type":"diff"'
+	js exercise mid
+	assertEquals 0 "$JS_RC"
+	sleep 1
+	T=$(psql_super -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+	at_t=$(fingerprint)
+	printf '%s\n' "$at_t" >"$OUT/fingerprint-at-t"
+	sleep 1
+	js exercise after
+	assertEquals 0 "$JS_RC"
+	db_sql "DROP TABLE checkpoint_writes"
+	assertNotEquals "the damage is done" "$at_t" "$(fingerprint 2>&1)"
+	run_in restore "$RESTORE" --to-time "$T" --yes
+	assertEquals "restore exit code" 0 "$RC"
+	assertEquals "exactly the rows of T: $(tail -n 5 "$OUT/restore.log")" "$at_t" "$(fingerprint)"
+	assertContains "$(cat "$OUT/restore.log")" "To undo"
+	assertTrue "the data from before is kept aside" "ls -d '$DATA'/postgresql/15/main.before-restore-* >/dev/null"
+	assertEquals "the agent runs again" active "$(tc_exec systemctl is-active checkpoint-agent.service)"
+	js read before
+	assertEquals "JS reads back: $JS_OUT" "0 4" "$JS_RC $(json_field "['found']")"
+	js read mid
+	assertEquals "JS reads back: $JS_OUT" "0 4" "$JS_RC $(json_field "['found']")"
+	js read after
+	assertEquals "the threads after T are not there: $JS_OUT" "0 0" "$JS_RC $(json_field "['found']")"
+	after=$(tc_exec runuser -u checkpoint-agent -- checkpoint-agent check 2>&1 | grep -c '^OK')
+	assertTrue "the checks pass after the restore" "[ '$after' -ge 10 ]"
+}
+
+test_13_a_drill_leaves_the_live_cluster_untouched() {
+	local before pm before_files
+	before=$(fingerprint)
+	pm=$(psql_super -c 'SELECT pg_postmaster_start_time()')
+	before_files=$(tc_exec sh -c 'ls /mnt/data/postgresql/15')
+	tc_exec systemctl start checkpoint-restore-drill.service
+	assertEquals "the drill unit" 0 $?
+	tc_journal -u checkpoint-restore-drill.service -o cat >"$OUT/drill.log"
+	assertContains "$(cat "$OUT/drill.log")" "restore drill OK"
+	assertEquals "the live fingerprint is unchanged" "$before" "$(fingerprint)"
+	assertEquals "PostgreSQL was not restarted" "$pm" "$(psql_super -c 'SELECT pg_postmaster_start_time()')"
+	assertEquals "no scratch copy is left" "$before_files" "$(tc_exec sh -c 'ls /mnt/data/postgresql/15')"
+	assertEquals "no scratch folder is left" "" "$(tc_exec sh -c 'ls -d /mnt/data/.checkpoint-drill.* 2>/dev/null')"
+	assertContains "the result for the agent" "$(tc_exec cat /var/lib/checkpoint-backup/drill.json)" '"result":"ok"'
+	assertContains "the agent reports it" "$(backup_check_line)" "restore drill OK"
+}
+
+test_14_restore_bad_input_exits_64_65_69_and_changes_nothing() {
+	local pm before
+	pm=$(psql_super -c 'SELECT pg_postmaster_start_time()')
+	before=$(fingerprint)
+	run_in bad-time "$RESTORE" --to-time "last tuesday" --yes
+	assertEquals "a malformed time" 64 "$RC"
+	assertContains "$(cat "$OUT/bad-time.log")" "is not a time of the form"
+	run_in bad-date "$RESTORE" --to-time "2026-02-30 10:00:00+00" --yes
+	assertEquals "an impossible date" 64 "$RC"
+	run_in too-early "$RESTORE" --to-time "2001-01-01 00:00:00+00" --yes
+	assertEquals "before the oldest backup" 65 "$RC"
+	assertContains "$(cat "$OUT/too-early.log")" "is before the end of the oldest backup"
+	run_in future "$RESTORE" --to-time "2099-01-01 00:00:00+00" --yes
+	assertEquals "in the future" 65 "$RC"
+	run_in no-stanza "$RESTORE" --latest --backup-stanza nosuchstanza --yes
+	assertEquals "no stanza" 69 "$RC"
+	assertContains "$(cat "$OUT/no-stanza.log")" "no pgBackRest stanza nosuchstanza"
+	run_in dry-run "$RESTORE" --latest --dry-run
+	assertEquals "--dry-run" 0 "$RC"
+	assertContains "$(cat "$OUT/dry-run.log")" "would:"
+	assertEquals "PostgreSQL was not restarted" "$pm" "$(psql_super -c 'SELECT pg_postmaster_start_time()')"
+	assertEquals "nothing changed" "$before" "$(fingerprint)"
+}
+
+test_15_a_server_of_the_older_layout_is_brought_to_the_new_one() {
 	local pw out
 	# The layout before the agent had a role of its own: it logged in as the
 	# application's role, which was a member of pg_read_all_stats.

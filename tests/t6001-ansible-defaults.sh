@@ -104,7 +104,9 @@ test_05_roles_give_every_placeholder_of_the_shared_templates() {
 		agent.conf.j2:checkpoint_agent/tasks/main.yml \
 		app.env.j2:checkpoint_database/tasks/main.yml \
 		app-remote.env.j2:checkpoint_database/tasks/main.yml \
-		checkpoint-autovacuum.sql.j2:checkpoint_agent/tasks/autovacuum.yml; do
+		checkpoint-autovacuum.sql.j2:checkpoint_agent/tasks/autovacuum.yml \
+		pgbackrest.conf.j2:checkpoint_backup/tasks/main.yml \
+		postgresql-archive.conf.j2:checkpoint_backup/tasks/main.yml; do
 		file=$ANSIBLE_DIR/roles/${t#*:}
 		grep -q "provision/templates/${t%%:*}" "$file" || missing+=" ${t%%:*}(not used by ${t#*:})"
 		for p in $(placeholders "$TEMPLATES/${t%%:*}"); do

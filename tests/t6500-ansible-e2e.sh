@@ -10,6 +10,9 @@
 # PostgreSQL cannot clash with the host's, and apt installs from the base
 # root's warm cache only (so the roles are told not to refresh apt's lists).
 #
+# Backups are on (role checkpoint_backup, the repository at /mnt/backup on
+# the container's root file system, which here is the data's too).
+#
 # The tests run in order and build on each other: check mode on the fresh
 # host, first run (TLS, the agent's own role, the lock released), second
 # run, check mode, a tuning change in check mode and for real, a reload or
@@ -129,6 +132,7 @@ write_inventory() {
 		# No network beyond the warm apt cache: never refresh apt's lists.
 		postgresql_apt_cache_valid_time: 315360000
 		checkpoint_agent_apt_cache_valid_time: 315360000
+		checkpoint_backup_apt_cache_valid_time: 315360000
 	EOF
 }
 
@@ -234,6 +238,21 @@ test_01_first_run_converges() {
 		"connected as checkpoint_monitor@localhost:5432/langgraph_checkpoints"
 	assertTrue "the lock is free after the play" "tc_exec flock -n /run/lock/checkpoint-provision.lock true"
 	assertEquals "no lock holder is left" "" "$(tc_exec pgrep -f 'flock --wait' || true)"
+	# Backups (role checkpoint_backup): archiving after the one restart, the
+	# stanza and its first full backup, the timers, the agent's check.
+	assertEquals "archive_mode" on "$(psql_in 5432 postgres 'SHOW archive_mode')"
+	assertEquals "data checksums on the cluster the role created" on "$(psql_in 5432 postgres 'SHOW data_checksums')"
+	assertEquals "pgbackrest.conf mode and owner" "640 postgres" "$(tc_exec stat -c '%a %U' /etc/pgbackrest/pgbackrest.conf)"
+	assertEquals "one full backup in the repository" 1 \
+		"$(tc_exec runuser -u postgres -- pgbackrest --stanza=main --output=json info | grep -o '"type":"full"' | wc -l)"
+	# Ansible writes the JSON back with its own spacing.
+	assertEquals "the info the agent reads" 1 "$(tc_exec grep -Ec '"name": ?"main"' /var/lib/checkpoint-backup/info.json)"
+	assertEquals "the timers" "active active active" \
+		"$(tc_exec systemctl is-active checkpoint-backup-full.timer checkpoint-backup-diff.timer checkpoint-restore-drill.timer | tr '\n' ' ' | sed 's/ $//')"
+	assertContains "the repository shares the data's disk here: the role says so" "$(cat "$PB_LOG")" "NOT a dead disk"
+	assertContains "the agent's backup check" \
+		"$(tc_exec runuser -u checkpoint-agent -- /usr/local/bin/checkpoint-agent -c /etc/checkpoint-agent/agent.conf check 2>&1 | grep ' backup: ')" \
+		"newest backup "
 }
 
 test_02_second_run_changes_nothing() {
@@ -341,7 +360,8 @@ test_05_cluster_with_data_is_relocated() {
 	assertEquals "loading the legacy data" 0 $?
 	before=$(table_checksums 5433)
 	assertContains "checksums before" "$before" "legacy_app public.threads 3000 "
-	run_playbook -e cpa_pg_cluster=legacy -e cpa_pg_port=5433
+	# One pgBackRest configuration per server: the second cluster is not backed up.
+	run_playbook -e cpa_pg_cluster=legacy -e cpa_pg_port=5433 -e cpa_backup=0
 	assertEquals "relocation run exit code (see $PB_LOG)" 0 "$PB_RC"
 	assertEquals "data_directory of 15/legacy" /mnt/data/postgresql/15/legacy "$(psql_in 5433 postgres 'SHOW data_directory')"
 	# The tables that were there before (the playbook then adds its own database).

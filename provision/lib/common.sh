@@ -336,6 +336,26 @@ defaults from provision/defaults.env):
                           [CPA_APT_CACHE_VALID_TIME=$CPA_APT_CACHE_VALID_TIME]
   (environment only)      [CPA_LOCK_FILE=$CPA_LOCK_FILE], the one lock of
                           provision.sh, rollback.sh, the steps and Ansible
+  --no-backup             no pgBackRest backups or WAL archiving [CPA_BACKUP=$CPA_BACKUP]
+  --backup-repo DIR       the pgBackRest repository [CPA_BACKUP_REPO=$CPA_BACKUP_REPO]
+  --backup-stanza NAME    [CPA_BACKUP_STANZA, default the cluster's name]
+  --backup-cipher         encrypt the repository; passphrase in a 0600 file
+                          [CPA_BACKUP_CIPHER=$CPA_BACKUP_CIPHER]
+  --backup-full-schedule CAL, --backup-diff-schedule CAL, --drill-schedule CAL
+                          systemd OnCalendar= of the full and differential
+                          backups and of the restore drill
+                          [CPA_BACKUP_FULL_SCHEDULE="$CPA_BACKUP_FULL_SCHEDULE"]
+                          [CPA_BACKUP_DIFF_SCHEDULE="$CPA_BACKUP_DIFF_SCHEDULE"]
+                          [CPA_BACKUP_DRILL_SCHEDULE="$CPA_BACKUP_DRILL_SCHEDULE"]
+  --backup-interval-hours N  longest gap between backups, for the agent's check
+                          [CPA_BACKUP_INTERVAL_HOURS=$CPA_BACKUP_INTERVAL_HOURS]
+  --backup-retention N    full backups kept [CPA_BACKUP_RETENTION_FULL=$CPA_BACKUP_RETENTION_FULL]
+  --archive-timeout S     archive_timeout, seconds [CPA_ARCHIVE_TIMEOUT=$CPA_ARCHIVE_TIMEOUT]
+  --backup-status-dir DIR where the backup units and the drill write their
+                          results for the agent [CPA_BACKUP_STATUS_DIR=$CPA_BACKUP_STATUS_DIR]
+  --enable-checksums      pg_checksums --enable on a cluster moved to the data
+                          disk (it is stopped for the move anyway)
+                          [CPA_ENABLE_CHECKSUMS=$CPA_ENABLE_CHECKSUMS]
   --password-file FILE    take the role's password from FILE (first line);
                           default: the stored one, or a new random one
   --remove-old            remove the old data directory after a verified move
@@ -390,12 +410,17 @@ cpa_parse_options() {
 		--dry-run) CPA_DRY_RUN=1 ;;
 		--remove-old) CPA_REMOVE_OLD=1 ;;
 		--require-mount) CPA_REQUIRE_MOUNT=1 ;;
+		--no-backup) CPA_BACKUP=0 ;;
+		--backup-cipher) CPA_BACKUP_CIPHER=1 ;;
+		--enable-checksums) CPA_ENABLE_CHECKSUMS=1 ;;
 		--show-config) show_config=1 ;;
 		--pg-version | --cluster | --port | --data-root | --data-dir | --listen | --allow-cidr | \
 			--role | --database | --schema | --sets | --pool-size | --pool-instances | --app-group | \
 			--config-dir | --env-file | --credentials-file | --agent-password-file | --agent-user | \
 			--prefix | --state-dir | --space-margin | --password-file | --agent-role | --tls-cert | --tls-key | \
-			--tls-ca | --public-host | --remote-env-file | --apt-cache-valid-time)
+			--tls-ca | --public-host | --remote-env-file | --apt-cache-valid-time | --backup-repo | --backup-stanza | \
+			--backup-full-schedule | --backup-diff-schedule | --drill-schedule | --backup-interval-hours | \
+			--backup-retention | --archive-timeout | --backup-status-dir)
 			if ! take_value "$@"; then shift; fi
 			case "$opt" in
 			--pg-version) CPA_PG_VERSION=$val ;;
@@ -428,6 +453,15 @@ cpa_parse_options() {
 			--public-host) CPA_DB_PUBLIC_HOST=$val ;;
 			--remote-env-file) CPA_REMOTE_ENV_FILE=$val ;;
 			--apt-cache-valid-time) CPA_APT_CACHE_VALID_TIME=$val ;;
+			--backup-repo) CPA_BACKUP_REPO=$val ;;
+			--backup-stanza) CPA_BACKUP_STANZA=$val ;;
+			--backup-full-schedule) CPA_BACKUP_FULL_SCHEDULE=$val ;;
+			--backup-diff-schedule) CPA_BACKUP_DIFF_SCHEDULE=$val ;;
+			--drill-schedule) CPA_BACKUP_DRILL_SCHEDULE=$val ;;
+			--backup-interval-hours) CPA_BACKUP_INTERVAL_HOURS=$val ;;
+			--backup-retention) CPA_BACKUP_RETENTION_FULL=$val ;;
+			--archive-timeout) CPA_ARCHIVE_TIMEOUT=$val ;;
+			--backup-status-dir) CPA_BACKUP_STATUS_DIR=$val ;;
 			esac
 			;;
 		--)
@@ -526,6 +560,9 @@ cpa_finish_settings() {
 		esac
 	done
 	CPA_ALLOWED_CIDRS=$cidrs
+	if declare -F cpa_backup_finish_settings >/dev/null; then
+		cpa_backup_finish_settings
+	fi
 	[[ "$CPA_LISTEN_ADDRESSES" =~ ^[A-Za-z0-9.:*,\ -]+$ ]] ||
 		cpa_usage_error "listen addresses must be a comma-separated list of hosts or addresses: $CPA_LISTEN_ADDRESSES"
 	[ "$CPA_AGENT_DB_ROLE" != "$CPA_DB_ROLE" ] ||
@@ -897,3 +934,7 @@ cpa_settle_config() {
 cpa_pkg_installed() {
 	dpkg-query -W -f '${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
+
+# Backups (pgBackRest): their settings are checked with the others.
+# shellcheck source-path=SCRIPTDIR source=backup.sh
+. "$CPA_PROVISION_DIR/lib/backup.sh"

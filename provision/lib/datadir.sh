@@ -291,12 +291,13 @@ cpa_relocation_record() {
 # cpa_private_start DIR WORK: start the cluster's server on data directory
 # DIR (with the cluster's configuration) where no client can reach it: no
 # TCP, and its socket in WORK only. Nothing can write while the copy is
-# checksummed, so "before" and "after" compare the same data.
+# checksummed, so "before" and "after" compare the same data. No archiving
+# either: the cluster's server archives what is left once it runs again.
 cpa_private_start() {
 	local dir=$1 work=$2
 	CPA_COPY_PRIVATE=$dir
 	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$CPA_PG_CONF_DIR" -l "$work/server.log" -w -t 300 \
-		-o "-c data_directory=$dir -c listen_addresses='' -c unix_socket_directories=$work -c external_pid_file=$work/pid" \
+		-o "-c data_directory=$dir -c listen_addresses='' -c unix_socket_directories=$work -c external_pid_file=$work/pid -c archive_mode=off" \
 		start >/dev/null
 }
 
@@ -462,6 +463,9 @@ cpa_copy_and_switch() {
 			"The differences are above. Check the data disk; $to is left for inspection (remove it before you resume)."
 	fi
 	cpa_changed "copied $from to $to: $(wc -l <"$after") tables' row counts and checksums match"
+	if [ "$what" = move ]; then
+		cpa_enable_data_checksums "$to"
+	fi
 	if ! cpa_flush_directory "$to"; then
 		cpa_run_failure_hook
 		cpa_die "$CPA_EX_FAILED" "could not flush the copy on $to to the disk; PostgreSQL was started again on $from" \
@@ -487,4 +491,24 @@ cpa_copy_and_switch() {
 	CPA_COPY_FROM=
 	cpa_changed "PostgreSQL runs on $to (SHOW data_directory agrees)"
 	rm -rf "$work"
+}
+
+# cpa_enable_data_checksums DIR: with --enable-checksums, pg_checksums
+# --enable on the stopped copy DIR (the original keeps its state, so a
+# rollback to it is unaffected). Without it, says how when they are off.
+cpa_enable_data_checksums() {
+	local dir=$1 start
+	[ "$(cpa_backup_data_checksums "$dir")" = off ] || return 0
+	if [ "$CPA_ENABLE_CHECKSUMS" != 1 ]; then
+		cpa_info "data checksums are off in $dir; --enable-checksums turns them on during a move (pg_checksums --enable while it is stopped)"
+		return 0
+	fi
+	start=$(date +%s)
+	runuser -u postgres -- "$CPA_PG_BIN/pg_checksums" --enable --pgdata="$dir" >/dev/null || {
+		CPA_COPY_KEEP_TO=1
+		cpa_run_failure_hook
+		cpa_die "$CPA_EX_FAILED" "pg_checksums --enable on $dir failed; PostgreSQL was started again on the original directory" \
+			"Its message is above. The copy in $dir is left for inspection; without --enable-checksums the move proceeds."
+	}
+	cpa_changed "enabled data checksums on $dir (pg_checksums --enable, $(($(date +%s) - start)) s, while the cluster was stopped)"
 }

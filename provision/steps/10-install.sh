@@ -13,7 +13,7 @@ set -euo pipefail
 # version and the configured one), and the agent's build dependencies.
 install_package_list() {
 	printf '%s\n' postgresql postgresql-contrib "postgresql-$CPA_PG_VERSION" \
-		build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev
+		build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
 }
 
 missing_packages() {

@@ -61,8 +61,8 @@ recreate_fresh_cluster() {
 	pg_dropcluster --stop "$CPA_PG_VERSION" "$CPA_PG_CLUSTER"
 	cpa_changed "dropped the empty cluster $CPA_PG_VERSION/$CPA_PG_CLUSTER on $from"
 	pg_createcluster -d "$target" -p "$CPA_PG_PORT" -e "$encoding" --lc-collate "$locale" --lc-ctype "$ctype" \
-		"$CPA_PG_VERSION" "$CPA_PG_CLUSTER" >/dev/null
-	cpa_changed "created cluster $CPA_PG_VERSION/$CPA_PG_CLUSTER on $target (port $CPA_PG_PORT, $encoding, $locale)"
+		"$CPA_PG_VERSION" "$CPA_PG_CLUSTER" -- --data-checksums >/dev/null
+	cpa_changed "created cluster $CPA_PG_VERSION/$CPA_PG_CLUSTER on $target (port $CPA_PG_PORT, $encoding, $locale, data checksums)"
 	pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" start
 	cpa_wait_ready 60 || cpa_die "$CPA_EX_UNAVAILABLE" "the new cluster on $target did not start"
 	[ "$(cpa_show_data_directory)" = "$target" ] ||
@@ -135,9 +135,10 @@ place_data_directory() {
 		if [ "$status" != online ]; then
 			cpa_changed "start the cluster to look for user data, then either recreate it on $target (empty) or copy it there and verify"
 		elif [ -z "$(cpa_user_data_report)" ]; then
-			cpa_changed "recreate the empty cluster on $target: pg_dropcluster --stop, pg_createcluster -d $target -p $CPA_PG_PORT $CPA_PG_VERSION $CPA_PG_CLUSTER"
+			cpa_changed "recreate the empty cluster on $target: pg_dropcluster --stop, pg_createcluster -d $target -p $CPA_PG_PORT $CPA_PG_VERSION $CPA_PG_CLUSTER -- --data-checksums"
 		else
 			cpa_changed "copy $current to $target (stop, cp -a, pg_conftool set data_directory, start, verify checksums)"
+			[ "$CPA_ENABLE_CHECKSUMS" != 1 ] || cpa_changed "pg_checksums --enable on the copy $target while the cluster is stopped (--enable-checksums)"
 		fi
 		return 0
 	fi

@@ -52,7 +52,11 @@ write_config() {
 		cpa_agent_password_file="$CPA_AGENT_PASSWORD_FILE" cpa_agent_user="$CPA_AGENT_USER" \
 		cpa_sets_list="$(sets_as_libconfig_list)" cpa_db_schema="$CPA_DB_SCHEMA" \
 		cpa_pool_size="$CPA_POOL_SIZE" cpa_pool_instances="$CPA_POOL_INSTANCES" \
-		cpa_data_dir="$(current_data_directory)") || exit "$?"
+		cpa_data_dir="$(current_data_directory)" \
+		cpa_backup_info_file="$([ "$CPA_BACKUP" != 1 ] || echo "$CPA_BACKUP_INFO_FILE")" \
+		cpa_backup_drill_file="$([ "$CPA_BACKUP" != 1 ] || echo "$CPA_BACKUP_DRILL_FILE")" \
+		cpa_backup_repo_path="$([ "$CPA_BACKUP" != 1 ] || echo "$CPA_BACKUP_REPO")" \
+		cpa_backup_stanza="$CPA_BACKUP_STANZA" cpa_backup_interval_hours="$CPA_BACKUP_INTERVAL_HOURS") || exit "$?"
 	[ -d "$CPA_CONFIG_DIR" ] || cpa_run install -d -m 0755 "$CPA_CONFIG_DIR"
 	printf '%s\n' "$content" | cpa_install_content "$CPA_AGENT_CONFIG" 0640 root "$group" "agent config" || cpa_installed "$?"
 }

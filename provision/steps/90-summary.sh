@@ -46,7 +46,7 @@ main() {
 	local datadir health rc=0 version service
 	cpa_init_step summary "$@"
 	if [ "$CPA_DRY_RUN" = 1 ]; then
-		cpa_info "would print: data directory, DSN (password masked), env file, schema version, health check"
+		cpa_info "would print: data directory, DSN (password masked), env file, schema version, health check, backups"
 		return 0
 	fi
 	datadir=$(cpa_psql -d postgres -c 'SHOW data_directory' 2>/dev/null || echo "unknown (PostgreSQL is not running)")
@@ -72,6 +72,7 @@ main() {
 		  agent service     checkpoint-agent.service: $service
 		  health check      exit $rc: $(head -n 1 <<<"$health")
 	EOF
+	cpa_backup_summary
 	schema_versions | sed 's/^/    status: /' || true
 }
 

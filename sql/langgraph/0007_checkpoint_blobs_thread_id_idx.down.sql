@@ -1,2 +1,3 @@
 -- langgraph v7 down.
+-- checkpoint-agent: no-transaction
 DROP INDEX CONCURRENTLY IF EXISTS checkpoint_blobs_thread_id_idx;

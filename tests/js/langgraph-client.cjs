@@ -5,7 +5,7 @@
 // step worked, 1 when a step failed (the JSON says which and why), 64 on a
 // usage error. tests/t2001-langgraph-js.sh and bench/js-setup-race.sh run it.
 //
-//   node langgraph-client.cjs --action setup|exercise|raw-client
+//   node langgraph-client.cjs --action setup|exercise|read|raw-client
 //        [--uri URI] [--schema NAME] [--client pool|single]
 //        [--password-file FILE] [--label TEXT] [--ready-file FILE]
 //
@@ -41,6 +41,11 @@
 //                                 physical connections the pool opened and the
 //                                 backend pids it saw, and fails unless both
 //                                 are exactly one.
+//   read       reads back the threads an earlier `exercise --label L` wrote
+//              (t2001-L and, for the pool client, t2001-L-1..3): for each, found
+//              or not, and when found, getTuple and list must give exactly what
+//              exercise wrote. {"threads":[{"thread_id":...,"found":true},...],
+//              "found":N}. Used after a restore (tests/t5510).
 //   raw-client hands PostgresSaver a connected pg.Client and reports what
 //              setup() and getTuple() do with it (a documented probe of the
 //              library's API; it exits 0 whatever the outcome).
@@ -72,8 +77,8 @@ function parseArgs(argv) {
   }
   opts.uri = opts.uri || process.env.CHECKPOINT_DB_URI;
   if (!opts.uri) usage('no database: give --uri or set CHECKPOINT_DB_URI');
-  if (!['setup', 'exercise', 'raw-client'].includes(opts.action)) {
-    usage(`--action must be setup, exercise or raw-client, not "${opts.action || ''}"`);
+  if (!['setup', 'exercise', 'raw-client', 'read'].includes(opts.action)) {
+    usage(`--action must be setup, exercise, read or raw-client, not "${opts.action || ''}"`);
   }
   if (!['pool', 'single'].includes(opts.client)) usage(`--client must be pool or single, not "${opts.client}"`);
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.schema)) usage(`--schema "${opts.schema}" is not a plain identifier`);
@@ -310,6 +315,40 @@ async function actionExercise(m, opts, result) {
   }
 }
 
+// readThread: null when the thread does not exist; else asserts that it
+// holds what exerciseThread wrote.
+async function readThread(saver, threadId) {
+  const base = { configurable: { thread_id: threadId, checkpoint_ns: '' } };
+  const latest = await saver.getTuple(base);
+  if (!latest) return { thread_id: threadId, found: false };
+  assert.deepStrictEqual(latest.checkpoint.channel_values, { messages: ['hello', 'world'], counter: 1 },
+    `${threadId}: the latest checkpoint's values`);
+  assert.deepStrictEqual(latest.pendingWrites, [
+    ['task-1', 'messages', 'pending-1'],
+    ['task-1', 'counter', 2],
+    ['task-2', '__error__', { message: 'boom again' }],
+  ], `${threadId}: the pending writes`);
+  const all = await collect(saver.list(base));
+  assert.strictEqual(all.length, 2, `${threadId}: two checkpoints`);
+  assert.deepStrictEqual(all[1].checkpoint.channel_values, { messages: ['hello'], counter: 1 });
+  return { thread_id: threadId, found: true, checkpoint_ids: all.map((t) => t.checkpoint.id).reverse() };
+}
+
+async function actionRead(m, opts, result) {
+  const pool = new m.pg.Pool(connectionConfig(m, opts, { max: 2, application_name: 'langgraph-client-read' }));
+  const label = opts.label || `${opts.client}-${process.pid}`;
+  try {
+    const saver = new m.saver.PostgresSaver(pool, undefined, { schema: opts.schema });
+    const ids = [`t2001-${label}`];
+    if (opts.client === 'pool') ids.push(...[1, 2, 3].map((n) => `t2001-${label}-${n}`));
+    result.threads = [];
+    for (const id of ids) result.threads.push(await readThread(saver, id));
+    result.found = result.threads.filter((t) => t.found).length;
+  } finally {
+    await pool.end();
+  }
+}
+
 async function actionRawClient(m, opts, result) {
   const client = new m.pg.Client(connectionConfig(m, opts, { application_name: 'langgraph-client-raw' }));
   await client.connect();
@@ -348,6 +387,7 @@ async function main() {
   try {
     if (opts.action === 'setup') await actionSetup(m, opts, result);
     else if (opts.action === 'exercise') await actionExercise(m, opts, result);
+    else if (opts.action === 'read') await actionRead(m, opts, result);
     else await actionRawClient(m, opts, result);
     result.ok = true;
   } catch (e) {

@@ -74,8 +74,10 @@ TC_BASE_PACKAGES=(systemd systemd-sysv dbus ca-certificates procps)
 # install with or without --no-install-recommends finds everything cached.
 TC_DOWNLOAD_PACKAGES=(
 	postgresql postgresql-contrib
-	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev
+	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
 	ca-certificates sudo
+	# backups (provision/steps/55-backup.sh)
+	pgbackrest
 	# Ansible inside the container: its apt module needs python3-apt, the
 	# postgresql modules psycopg2, become_user to postgres needs setfacl.
 	ansible python3-apt python3-psycopg2 acl

@@ -2,11 +2,12 @@
  * notify-listen: the receiving end of the sd_notify protocol, for tests that
  * run the agent without systemd.
  *
- *   notify-listen SOCKET
+ *   notify-listen [-r] SOCKET
  *
  * Binds a Unix datagram socket at SOCKET (the path the test puts in
  * NOTIFY_SOCKET) and prints every line of every message it receives as
- * "MILLISECONDS LINE", the time counted from its start, flushing each one.
+ * "MILLISECONDS LINE", the time counted from its start (with -r: Unix time
+ * in milliseconds, to compare with `date +%s%3N`), flushing each one.
  * It stops on SIGTERM or SIGINT and removes the socket.
  */
 #include <errno.h>
@@ -27,11 +28,13 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+static int clock_id = CLOCK_MONOTONIC;
+
 static long long now_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock_id, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -49,13 +52,20 @@ int main(int argc, char **argv)
 	struct sockaddr_un addr;
 	struct sigaction sa;
 	static char buf[65536];
-	long long start = now_ms();
+	long long start;
 	int fd;
 
+	if (argc == 3 && strcmp(argv[1], "-r") == 0) {
+		clock_id = CLOCK_REALTIME;
+		argv++;
+		argc--;
+	}
 	if (argc != 2 || strlen(argv[1]) >= sizeof(addr.sun_path)) {
-		fprintf(stderr, "usage: notify-listen SOCKET (a path shorter than %zu bytes)\n", sizeof(addr.sun_path));
+		fprintf(stderr, "usage: notify-listen [-r] SOCKET (a path shorter than %zu bytes)\n",
+			sizeof(addr.sun_path));
 		return 64;
 	}
+	start = clock_id == CLOCK_REALTIME ? 0 : now_ms();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);

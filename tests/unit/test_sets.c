@@ -44,7 +44,22 @@ static void checksums_look_like_sha256(void)
 	}
 }
 
+/* A file's earlier checksum from sql/superseded.sha256 is not drift; any other is. */
+static void superseded_checksums_are_not_drift(void)
+{
+	const struct sql_file *f = set_file(set_find("langgraph"), 6, true);
+
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	CHECK(sql_file_checksum_matches(f, f->sha256));
+	CHECK(sql_file_checksum_matches(f, "acadc97d2d3b881c4704c2ac1b2b9f426fea4536ecdb2342fceb483fb22709f3"));
+	CHECK(!sql_file_checksum_matches(f, "9c0c17312f89346e15c2fa9ff10641713779f4f4c2ec9c07e9a905b9624e5317"));
+	CHECK(!sql_file_checksum_matches(f, "0000000000000000000000000000000000000000000000000000000000000000"));
+}
+
 const struct unit_test sets_tests[] = {
+	{ "sets: superseded checksums are not drift", superseded_checksums_are_not_drift },
 	{ "sets: up and down file for every version", every_version_has_both_files },
 	{ "sets: LangGraph numbering", langgraph_numbering },
 	{ "sets: checksums", checksums_look_like_sha256 },

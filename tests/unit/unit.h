@@ -38,6 +38,7 @@ struct unit_test {
 /* Each test file exports its table. */
 extern const struct unit_test sqlsplit_tests[];
 extern const struct unit_test sets_tests[];
+extern const struct unit_test config_backup_tests[];
 extern const struct unit_test config_tests[];
 
 #endif

@@ -1,5 +1,5 @@
 #!/bin/bash
-# t3010-owner-role-tls: the agent's own role and TLS, on a throwaway cluster
+# t3011-owner-role-tls: the agent's own role and TLS, on a throwaway cluster
 # laid out the way the provisioning lays it out (provision/lib/roles.sh run
 # on it, after the older layout's grant), with TLS on (a certificate from
 # provision/tls-selfsigned.sh):
@@ -113,12 +113,12 @@ test_01_the_upgrade_revokes_the_application_roles_monitoring_and_a_rerun_changes
 test_02_the_agents_role_sees_every_session_but_writes_only_after_set_role() {
 	local out
 	tl_psql_app -c "CREATE TABLE IF NOT EXISTS owned_by_app (x int)" >/dev/null
-	tl_session_open t3010-other tl_psql_super
-	tl_session_sql "SELECT 't3010 marker' AS m, pg_sleep(3);"
-	tl_wait_for 5 "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%t3010 marker%' AND usename = 'postgres'"
-	out=$(agent_psql -c "SELECT query FROM pg_stat_activity WHERE usename = 'postgres' AND query LIKE '%t3010 marker%' AND pid <> pg_backend_pid()")
-	assertContains "the agent's role reads another role's SQL (pg_monitor)" "$out" "t3010 marker"
-	out=$(tl_psql_app -c "SELECT query FROM pg_stat_activity WHERE usename = 'postgres' AND application_name = 't3010-other'")
+	tl_session_open t3011-other tl_psql_super
+	tl_session_sql "SELECT 't3011 marker' AS m, pg_sleep(3);"
+	tl_wait_for 5 "SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%t3011 marker%' AND usename = 'postgres'"
+	out=$(agent_psql -c "SELECT query FROM pg_stat_activity WHERE usename = 'postgres' AND query LIKE '%t3011 marker%' AND pid <> pg_backend_pid()")
+	assertContains "the agent's role reads another role's SQL (pg_monitor)" "$out" "t3011 marker"
+	out=$(tl_psql_app -c "SELECT query FROM pg_stat_activity WHERE usename = 'postgres' AND application_name = 't3011-other'")
 	assertEquals "the application's role does not" "<insufficient privilege>" "$out"
 	tl_session_close
 	out=$(agent_psql -c "INSERT INTO owned_by_app VALUES (1)")
@@ -150,9 +150,9 @@ test_03_migrate_status_verify_as_the_agents_role_leave_the_schema_to_the_owner()
 
 test_04_check_probes_as_the_application_role_and_sees_every_session() {
 	tl_agent -c "$CONF" migrate
-	tl_session_open t3010-idle tl_psql_super
+	tl_session_open t3011-idle tl_psql_super
 	tl_session_sql "BEGIN; SELECT 1;"
-	tl_wait_for 5 "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 't3010-idle' AND state = 'idle in transaction'"
+	tl_wait_for 5 "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 't3011-idle' AND state = 'idle in transaction'"
 	sleep 1.2
 	tl_agent -c "$CONF" check
 	tl_session_close
