@@ -154,9 +154,12 @@ cpa_on_signal() {
 }
 
 # The EXIT trap: whatever ends the step (an exit from cpa_die in the middle
-# of a copy, say) runs the put-back if it is still set.
+# of a copy, say) runs the put-back if it is still set. The ERR trap goes
+# first: the exit's own status, returned here, would otherwise set it off
+# (set -E) and turn a usage error's 64 into a "command failed" 70.
 cpa_on_exit() {
 	local rc=$?
+	trap - ERR
 	if [ -n "$CPA_ON_FAILURE" ]; then
 		trap '' HUP INT TERM PIPE
 		set +e
