@@ -52,6 +52,7 @@ static const struct {
 	{ "lock_waits", check_lock_waits, false, true },
 	{ "disk", check_disk, false, true },
 	{ "size", check_size, false, true },
+	{ "bloat", check_bloat, false, false },
 	{ "wraparound", check_wraparound, false, true },
 	{ "backup", check_backup, false, false },
 };

@@ -25,8 +25,11 @@ int cmd_status(const struct config *cfg, int argc, char **argv);
 int cmd_verify(const struct config *cfg, int argc, char **argv);
 int cmd_rollback(const struct config *cfg, int argc, char **argv);
 int cmd_check(const struct config *cfg, int argc, char **argv);
+int cmd_prune(const struct config *cfg, int argc, char **argv);
+int cmd_usage(const struct config *cfg, int argc, char **argv);
 
 extern const struct command_info migrate_info, status_info, verify_info, rollback_info, check_info, run_info;
+extern const struct command_info prune_info, usage_info;
 
 /* The service; it re-reads CONFIG_PATH on SIGHUP. */
 int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int argc, char **argv);

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "agent.h"
+#include "duration.h"
 #include "log.h"
 #include "util.h"
 
@@ -54,10 +55,17 @@ void config_defaults(struct config *c)
 		.pool_usage_warn_pct = 80, .pool_usage_crit_pct = 95,
 		.wraparound_warn = 500000000LL, .wraparound_crit = 1000000000LL,
 		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
+		.dead_tuples_warn_pct = 30, .dead_tuples_crit_pct = 60, .dead_tuples_min = 10000,
+		.vacuum_age_warn_s = 86400, .vacuum_age_crit_s = 7LL * 86400,
 		.backup_age_warn_pct = 150, .backup_age_crit_pct = 300,
 		.archive_age_warn_s = 900, .archive_age_crit_s = 3600,
 		.drill_age_warn_days = 45,
 	};
+	c->retention_strategy = xstrdup("delete");
+	c->retention_ttl = 0;
+	c->retention_sweep_interval = 3600;
+	c->retention_sweep_limit = 1000;
+	c->retention_batch = 50;
 }
 
 void config_free(struct config *c)
@@ -76,6 +84,7 @@ void config_free(struct config *c)
 	free(c->state_file);
 	free(c->metrics_file);
 	free(c->data_directory);
+	free(c->retention_strategy);
 	free(c->backup_info_file);
 	free(c->backup_drill_file);
 	free(c->backup_repo_path);
@@ -92,7 +101,8 @@ bool config_has_set(const struct config *c, const char *name)
 }
 
 /* A setting's description, and where its value goes. */
-enum kind { K_STRING, K_INT, K_INT64, K_SETS };
+/* K_DURATION: "30d" and the like, or a whole number of minutes (the hosted platform's unit); in seconds. */
+enum kind { K_STRING, K_INT, K_INT64, K_SETS, K_DURATION };
 
 struct option {
 	const char *group;
@@ -151,6 +161,16 @@ static const struct option options[] = {
 	{ "checks", "wraparound_crit", K_INT64, CHK(wraparound_crit), 1, 2147483647LL },
 	{ "checks", "growth_warn_mb", K_INT64, CHK(growth_warn_mb), 1, 1LL << 40 },
 	{ "checks", "growth_crit_mb", K_INT64, CHK(growth_crit_mb), 1, 1LL << 40 },
+	{ "checks", "dead_tuples_warn_pct", K_INT, CHK(dead_tuples_warn_pct), 0, 100 },
+	{ "checks", "dead_tuples_crit_pct", K_INT, CHK(dead_tuples_crit_pct), 0, 100 },
+	{ "checks", "dead_tuples_min", K_INT64, CHK(dead_tuples_min), 0, 1LL << 40 },
+	{ "checks", "vacuum_age_warn", K_DURATION, CHK(vacuum_age_warn_s), 1, 3650LL * 86400 },
+	{ "checks", "vacuum_age_crit", K_DURATION, CHK(vacuum_age_crit_s), 1, 3650LL * 86400 },
+	{ "retention", "strategy", K_STRING, OFF(retention_strategy), 0, 0 },
+	{ "retention", "ttl", K_DURATION, OFF(retention_ttl), 0, 100LL * 365 * 86400 },
+	{ "retention", "sweep_interval", K_DURATION, OFF(retention_sweep_interval), 1, 7LL * 86400 },
+	{ "retention", "sweep_limit", K_INT, OFF(retention_sweep_limit), 1, 10000000 },
+	{ "retention", "batch", K_INT, OFF(retention_batch), 1, 10000 },
 	{ "checks", "backup_age_warn_pct", K_INT, CHK(backup_age_warn_pct), 1, 100000 },
 	{ "checks", "backup_age_crit_pct", K_INT, CHK(backup_age_crit_pct), 1, 100000 },
 	{ "checks", "archive_age_warn", K_INT, CHK(archive_age_warn_s), 1, 8640000 },
@@ -197,6 +217,40 @@ static int read_sets(const char *file, const config_setting_t *s, struct config 
 	return 0;
 }
 
+/* A duration: "30d", "12h", "90m" (s, m, h, d, w), or a whole number of minutes; stored in seconds. */
+static int read_duration(const char *file, const config_setting_t *s, const struct option *o, struct config *c)
+{
+	long long v;
+
+	if (config_setting_type(s) == CONFIG_TYPE_INT || config_setting_type(s) == CONFIG_TYPE_INT64) {
+		v = config_setting_get_int64(s);
+		v = v >= 0 && v <= o->max / 60 ? v * 60 : -1;
+	} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *str = config_setting_get_string(s);
+
+		if (str[0] == '\0' || strcmp(str, "0") == 0)
+			v = 0;
+		else if (duration_parse(str, &v) != 0)
+			v = -1;
+	} else {
+		v = -1;
+	}
+	if (v < 0 || (v != 0 && v < o->min) || v > o->max || (v == 0 && o->min > 0)) {
+		char lo[32], hi[32], *msg;
+
+		duration_format(o->min, lo, sizeof(lo));
+		duration_format(o->max, hi, sizeof(hi));
+		msg = xasprintf("must be a duration such as \"30d\", \"12h\" or \"90m\" (s, m, h, d or w), or "
+				"minutes as a whole number, from %s to %s%s", o->min ? lo : "0", hi,
+				o->min ? "" : " (0 or \"\": off)");
+		config_fail(file, s, msg, o->name);
+		free(msg);
+		return EXIT_CONFIG;
+	}
+	*(long long *)((char *)c + o->offset) = v;
+	return 0;
+}
+
 static int read_option(const char *file, const config_setting_t *s, const struct option *o, struct config *c)
 {
 	char *base = (char *)c;
@@ -233,6 +287,8 @@ static int read_option(const char *file, const config_setting_t *s, const struct
 	}
 	case K_SETS:
 		return read_sets(file, s, c);
+	case K_DURATION:
+		return read_duration(file, s, o, c);
 	}
 	return EXIT_CONFIG;
 }
@@ -263,7 +319,7 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 		const char *gname = config_setting_name(grp);
 
 		if (gname == NULL || !known_group(gname) || !config_setting_is_group(grp)) {
-			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service, backup and checks",
+			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service, backup, checks and retention",
 				  file, config_setting_source_line(grp), gname ? gname : "?");
 			return EXIT_CONFIG;
 		}
@@ -295,10 +351,26 @@ static int check_consistency(const char *file, struct config *c)
 	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
 	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||
 	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
-	    t->growth_warn_mb > t->growth_crit_mb || t->backup_age_warn_pct > t->backup_age_crit_pct ||
+	    t->growth_warn_mb > t->growth_crit_mb || t->dead_tuples_warn_pct > t->dead_tuples_crit_pct ||
+	    t->vacuum_age_warn_s > t->vacuum_age_crit_s || t->backup_age_warn_pct > t->backup_age_crit_pct ||
 	    t->archive_age_warn_s > t->archive_age_crit_s) {
 		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
 			  "warnings must come first (for free space: warn above crit)", file);
+		return EXIT_CONFIG;
+	}
+	return 0;
+}
+
+/* The retention group's strategy: the hosted platform's "keep_latest", or prune's "keep-latest". */
+static int check_retention(const char *file, struct config *c)
+{
+	if (strcmp(c->retention_strategy, "keep-latest") == 0) {
+		free(c->retention_strategy);
+		c->retention_strategy = xstrdup("keep_latest");
+	}
+	if (strcmp(c->retention_strategy, "delete") != 0 && strcmp(c->retention_strategy, "keep_latest") != 0) {
+		log_error("%s:0: retention.strategy: unknown strategy \"%s\"; the strategies are \"delete\" and "
+			  "\"keep_latest\"", file, c->retention_strategy);
 		return EXIT_CONFIG;
 	}
 	return 0;
@@ -332,6 +404,8 @@ int config_load(const char *path, bool explicit, struct config *c)
 		config_destroy(&lc);
 		if (rc == 0)
 			rc = check_consistency(path, c);
+		if (rc == 0)
+			rc = check_retention(path, c);
 		if (rc != 0)
 			return rc;
 		c->path = xstrdup(path);

@@ -26,6 +26,9 @@ struct check_thresholds {
 	int backup_age_warn_pct, backup_age_crit_pct;	/* newest backup's age, % of backup.interval_hours */
 	int archive_age_warn_s, archive_age_crit_s;	/* last archived segment, while one waits */
 	int drill_age_warn_days;			/* the last restore drill */
+	int dead_tuples_warn_pct, dead_tuples_crit_pct;	/* bloat: dead of all tuples */
+	long long dead_tuples_min;			/* bloat: fewer dead tuples are not judged */
+	long long vacuum_age_warn_s, vacuum_age_crit_s;	/* bloat: since the last (auto)vacuum */
 };
 
 struct config {
@@ -66,6 +69,13 @@ struct config {
 	int backup_interval_hours;
 
 	struct check_thresholds checks;
+
+	/* retention: TTL sweeps of `run` (none while ttl is 0) */
+	char *retention_strategy;	/* "delete" or "keep_latest" */
+	long long retention_ttl;	/* seconds; 0: no sweeps */
+	long long retention_sweep_interval;	/* seconds */
+	int retention_sweep_limit;	/* threads pruned per sweep at most */
+	int retention_batch;		/* threads per transaction */
 };
 
 /*

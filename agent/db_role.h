@@ -27,7 +27,7 @@ int db_leave_owner(PGconn *conn, const struct config *cfg, char **why);
 /*
  * db_connect, then db_become_owner: the connection of the commands that
  * change or read the checkpoint schema (migrate, rollback, status, verify,
- * prune). NULL on failure, with the reason logged and *rc set: 69 when the
+ * prune, usage; the TTL sweeps call db_become_owner themselves). NULL on failure, with the reason logged and *rc set: 69 when the
  * database cannot be reached, 78 when the login role cannot become the owner.
  */
 PGconn *db_connect_owner(const struct config *cfg, int *rc);

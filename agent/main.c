@@ -35,6 +35,10 @@ static const char usage_text[] =
 	"  rollback --to V [--set S] [--dry-run] [--purge]\n"
 	"                                              run down files to version V (-1: all)\n"
 	"  check [--format text|json|prometheus]       one health probe, Nagios-style\n"
+	"  prune [--strategy delete|keep-latest] [--older-than DURATION | --thread ID...]\n"
+	"        [--batch N] [--max-duration SECONDS] [--lock-timeout MS] [--dry-run]\n"
+	"                                              remove old threads (retention)\n"
+	"  usage [--json] [--top N]                    where the space goes: tables, thread ages\n"
 	"  run                                         the systemd service\n"
 	"  help [COMMAND]                              this text, or a command's options\n"
 	"\n"
@@ -48,7 +52,8 @@ static const char usage_text[] =
 	"Exit codes: 0 ok, 64 usage, 65 schema differs, 69 database unreachable,\n"
 	"70 step failed or refused, 75 lock timeout, 77 no privilege (status,\n"
 	"verify), 78 config error, 130/143 stopped by SIGINT/SIGTERM;\n"
-	"status: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown.\n";
+	"status: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown;\n"
+	"prune: 65 a schema version it does not know, 75 another pruner or rows left locked.\n";
 
 /* The commands: each parses its own options; ARGV[0] is its name. */
 static const struct command {
@@ -62,10 +67,12 @@ static const struct command {
 	{ "verify", cmd_verify, &verify_info, false },
 	{ "rollback", cmd_rollback, &rollback_info, false },
 	{ "check", cmd_check, &check_info, true },
+	{ "prune", cmd_prune, &prune_info, false },
+	{ "usage", cmd_usage, &usage_info, false },
 	{ "run", NULL, &run_info, false },	/* the service: it re-reads its config on SIGHUP */
 };
 
-#define COMMAND_NAMES "migrate, status, verify, rollback, check, run and help"
+#define COMMAND_NAMES "migrate, status, verify, rollback, check, prune, usage, run and help"
 
 /* What the command line says, apart from the command's own options. */
 struct invocation {

@@ -16,6 +16,9 @@
  *   STOPPING=1            on SIGTERM or SIGINT; then it exits 0
  *   ERRNO=                before it exits on a fatal error
  *
+ * TTL sweeps (sweep.c) run in a thread of their own with a connection of
+ * their own; the cycle's STATUS= line carries their state.
+ *
  * Threads. The main thread does all the database work. The helper thread
  * waits for signals (blocked everywhere else) and sends WATCHDOG=1. It pings
  * only while the main thread keeps its promise to make progress by a
@@ -35,6 +38,7 @@
 #include "db_role.h"
 #include "log.h"
 #include "migrate.h"
+#include "sweep.h"
 #include "step.h"
 
 #include <errno.h>
@@ -525,7 +529,11 @@ static long long cycle(struct service *s, long long interval)
 			    (now_ms() - s->down_since) / 1000, s->attempts, (double)delay / 1000.0,
 			    s->connect_error ? s->connect_error : summary);
 	} else {
-		status_line(s, "%s%s", s->recovered ? s->recovered : "", summary);
+		char *sweeping = sweep_status();
+
+		status_line(s, "%s%s%s%s", s->recovered ? s->recovered : "", summary, sweeping ? "; " : "",
+			    sweeping ? sweeping : "");
+		free(sweeping);
 		free(s->recovered);
 		s->recovered = NULL;
 	}
@@ -707,6 +715,7 @@ static void reload(struct service *s)
 	config_free(s->cfg);
 	*s->cfg = fresh;
 	close_conn(s);		/* the database settings may have changed */
+	sweep_reload();
 	log_notice("reloaded %s", s->config_path);
 	notify(s, "READY=1\nSTATUS=reloaded %s", s->config_path);
 }
@@ -830,12 +839,16 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 	checks_set_tick(on_check_tick);
 
 	rc = start_up(&s);
+	/* TTL sweeps (the retention group) in a thread of their own, once the schema is in place. */
+	if (rc == 0 && !atomic_load(&term_pending) && sweep_start(config_path, explicit_path) != 0)
+		log_warning("the service runs without TTL sweeps");
 	if (rc == 0 && !atomic_load(&term_pending))
 		rc = main_loop(&s);
 	if (rc == 0) {
 		notify(&s, "STOPPING=1\nSTATUS=stopping");
 		log_notice("stopping");
 	}
+	sweep_stop();
 	close_conn(&s);
 	checks_set_tick(NULL);
 	current = NULL;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # t0002: the agent's commands run clean under AddressSanitizer with
-# UndefinedBehaviorSanitizer, and under valgrind: no error, no leak.
+# UndefinedBehaviorSanitizer, and under valgrind: no error, no leak (prune,
+# usage and run's TTL sweeps in their thread included).
 # shellcheck source=lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 
@@ -73,6 +74,46 @@ test_05_valgrind_check() {
 	run_valgrind -c "$conf" check --format json
 	assertTrue "valgrind check: $VG_LOG" "[ $TL_RC -ne 99 ]"
 	assertEquals "no valgrind errors" "" "$VG_LOG"
+}
+
+test_06_asan_prune_and_usage() {
+	tl_gen_threads old- 30 3 $((40 * 86400)) || fail "gen"
+	tl_gen_threads new- 5 3 600 || fail "gen"
+	local args
+	for args in "prune --older-than 30d --dry-run" "prune --older-than 30d --strategy keep-latest --batch 7" \
+		"prune --older-than 30d" "prune --thread new-000001" "usage --json" "usage" "prune --batch 0"; do
+		# shellcheck disable=SC2086 # the words are separate arguments
+		run_asan -c "$conf" $args
+		assertTrue "sanitizer report in $args: $TL_ERR" $?
+		assertNotEquals "$args ran (exit $TL_RC): $TL_ERR" 70 "$TL_RC"
+	done
+}
+
+test_07_valgrind_prune_and_usage() {
+	tl_gen_threads old- 20 3 $((40 * 86400)) || fail "gen"
+	run_valgrind -c "$conf" prune --older-than 30d --strategy keep-latest
+	assertEquals "valgrind prune keep-latest: $VG_LOG $TL_ERR" 0 "$TL_RC"
+	run_valgrind -c "$conf" prune --older-than 30d
+	assertEquals "valgrind prune: $VG_LOG $TL_ERR" 0 "$TL_RC"
+	run_valgrind -c "$conf" usage --json
+	assertEquals "valgrind usage: $VG_LOG $TL_ERR" 0 "$TL_RC"
+}
+
+test_08_asan_run_with_ttl_sweeps() {
+	local dir sweep_conf
+	dir=$(tl_tmpdir)
+	sweep_conf=$dir/sweep.conf
+	cat "$conf" >"$sweep_conf"
+	cat >>"$sweep_conf" <<-CONF
+		service: { state_file = "$dir/state"; data_directory = "$TL_PGDATA"; };
+		retention: { ttl = "30d"; sweep_interval = "1s"; batch = 5; };
+	CONF
+	tl_gen_threads old- 40 2 $((40 * 86400)) || fail "gen"
+	run_asan -c "$sweep_conf" run --cycles 8 --interval-ms 300
+	assertTrue "sanitizer report in run with sweeps: $TL_ERR" $?
+	assertEquals "run exit: $TL_ERR" 0 "$TL_RC"
+	assertEquals "the sweeps pruned the old threads" 0 \
+		"$(tl_sql "SELECT count(*) FROM checkpoints WHERE thread_id LIKE 'old-%'")"
 }
 
 tl_run

@@ -101,20 +101,29 @@ test_06_writable_ok_leaves_no_probe_row_and_commits_the_heartbeat() {
 }
 
 test_07_writable_warning_when_the_commit_is_slow() {
-	local fifo fd
+	local fifo fd releaser
 	tl_agent -c "$conf" check
 	fifo=$dir/fifo
 	rm -f "$fifo"
 	mkfifo "$fifo"
-	tl_psql_super <"$fifo" >/dev/null 2>&1 &
+	tl_psql_super -d "dbname=$TL_APP_DB application_name=t3003-holder" <"$fifo" >/dev/null 2>&1 &
 	HOLD_PIDS+=("$!")
 	exec {fd}>"$fifo"
 	HOLD_FDS+=("$fd")
-	# The heartbeat row is locked for 1.5 s: the agent's commit waits that long.
-	printf 'BEGIN; SELECT 1 FROM checkpoint_agent.heartbeat FOR UPDATE; SELECT pg_sleep(1.5); COMMIT;\n' >&"$fd"
-	sleep 0.3
+	# The heartbeat row stays locked until the agent has waited on it for 1 s,
+	# however slowly the agent starts: its commit then takes at least that long.
+	printf 'BEGIN; SELECT 1 FROM checkpoint_agent.heartbeat FOR UPDATE;\n' >&"$fd"
+	tl_wait_for 20 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 't3003-holder'
+		AND state = 'idle in transaction')" || fail "the holder never took the row lock"
 	write_conf "write_warn_ms = 500; write_crit_ms = 60000;"
+	(
+		tl_wait_for 60 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+			AND usename = '$TL_APP_ROLE')" && sleep 1
+		printf 'COMMIT;\n' >&"$fd"
+	) &
+	releaser=$!
 	tl_agent -c "$conf" check
+	wait "$releaser"
 	assertEquals "out: $TL_OUT" WARNING "$(status_of writable)"
 }
 

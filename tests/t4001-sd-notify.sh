@@ -149,7 +149,7 @@ test_01_no_ready_before_the_migrations() {
 	assertEquals "langgraph is at v9 once READY=1 came" 9 "$(tl_sql 'SELECT max(v) FROM public.checkpoint_migrations')"
 	assertTrue "READY=1 after 'applying migrations'" \
 		"[ $(line_of '^READY=1$') -gt $(line_of '^STATUS=applying migrations$') ]"
-	wait_message '^STATUS=OK: all 11 checks pass$'
+	wait_message '^STATUS=OK: all [0-9]+ checks pass$'
 }
 
 test_02_watchdog_keeps_its_rhythm_while_a_check_query_hangs() {

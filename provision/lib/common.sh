@@ -339,6 +339,13 @@ defaults from provision/defaults.env):
                           [CPA_APT_CACHE_VALID_TIME=$CPA_APT_CACHE_VALID_TIME]
   (environment only)      [CPA_LOCK_FILE=$CPA_LOCK_FILE], the one lock of
                           provision.sh, rollback.sh, the steps and Ansible
+  --retention DURATION    the agent's TTL sweeps: prune threads whose newest
+                          checkpoint is older, e.g. 30d; empty is off
+                          [CPA_RETENTION="$CPA_RETENTION"]
+  --retention-strategy S  delete or keep_latest
+                          [CPA_RETENTION_STRATEGY=$CPA_RETENTION_STRATEGY]
+                          (also CPA_RETENTION_SWEEP_INTERVAL=$CPA_RETENTION_SWEEP_INTERVAL,
+                          CPA_RETENTION_SWEEP_LIMIT=$CPA_RETENTION_SWEEP_LIMIT)
   --no-backup             no pgBackRest backups or WAL archiving [CPA_BACKUP=$CPA_BACKUP]
   --backup-repo DIR       the pgBackRest repository [CPA_BACKUP_REPO=$CPA_BACKUP_REPO]
   --backup-stanza NAME    [CPA_BACKUP_STANZA, default the cluster's name]
@@ -467,6 +474,10 @@ cpa_parse_options() {
 			--backup-status-dir) CPA_BACKUP_STATUS_DIR=$val ;;
 			esac
 			;;
+		--retention | --retention-strategy)
+			if ! take_value "$@"; then shift; fi
+			if [ "$opt" = --retention ]; then CPA_RETENTION=$val; else CPA_RETENTION_STRATEGY=$val; fi
+			;;
 		--)
 			shift
 			CPA_ARGS_REST+=("$@")
@@ -580,6 +591,22 @@ cpa_finish_settings() {
 	fi
 	[ -z "$CPA_TLS_CA_FILE" ] || [ -n "$CPA_TLS_CERT_FILE" ] ||
 		cpa_usage_error "--tls-ca needs --tls-cert and --tls-key: the CA is the one that signed that certificate"
+	cpa_check_retention
+}
+
+# cpa_check_retention: the agent's retention settings, as agent.conf takes them.
+cpa_check_retention() {
+	[ -z "$CPA_RETENTION" ] || [[ "$CPA_RETENTION" =~ ^[1-9][0-9]{0,5}[smhdw]$ ]] ||
+		cpa_usage_error "--retention must be a duration such as 30d, 12h or 90m (s, m, h, d, w), or empty for off: $CPA_RETENTION"
+	case "$CPA_RETENTION_STRATEGY" in
+	delete | keep_latest) ;;
+	keep-latest) CPA_RETENTION_STRATEGY=keep_latest ;;
+	*) cpa_usage_error "--retention-strategy must be delete or keep_latest: $CPA_RETENTION_STRATEGY" ;;
+	esac
+	[[ "$CPA_RETENTION_SWEEP_INTERVAL" =~ ^[1-9][0-9]{0,5}[smhdw]$ ]] ||
+		cpa_usage_error "CPA_RETENTION_SWEEP_INTERVAL must be a duration such as 1h or 15m: $CPA_RETENTION_SWEEP_INTERVAL"
+	cpa_check_uint "retention sweep limit" "$CPA_RETENTION_SWEEP_LIMIT" 1 10000000
+	export CPA_RETENTION CPA_RETENTION_STRATEGY CPA_RETENTION_SWEEP_INTERVAL CPA_RETENTION_SWEEP_LIMIT
 }
 
 cpa_check_uint() {

@@ -56,7 +56,10 @@ write_config() {
 		cpa_backup_info_file="$([ "$CPA_BACKUP" != 1 ] || echo "$CPA_BACKUP_INFO_FILE")" \
 		cpa_backup_drill_file="$([ "$CPA_BACKUP" != 1 ] || echo "$CPA_BACKUP_DRILL_FILE")" \
 		cpa_backup_repo_path="$([ "$CPA_BACKUP" != 1 ] || echo "$CPA_BACKUP_REPO")" \
-		cpa_backup_stanza="$CPA_BACKUP_STANZA" cpa_backup_interval_hours="$CPA_BACKUP_INTERVAL_HOURS") || exit "$?"
+		cpa_backup_stanza="$CPA_BACKUP_STANZA" cpa_backup_interval_hours="$CPA_BACKUP_INTERVAL_HOURS" \
+		cpa_retention="$CPA_RETENTION" cpa_retention_strategy="$CPA_RETENTION_STRATEGY" \
+		cpa_retention_sweep_interval="$CPA_RETENTION_SWEEP_INTERVAL" \
+		cpa_retention_sweep_limit="$CPA_RETENTION_SWEEP_LIMIT") || exit "$?"
 	[ -d "$CPA_CONFIG_DIR" ] || cpa_run install -d -m 0755 "$CPA_CONFIG_DIR"
 	printf '%s\n' "$content" | cpa_install_content "$CPA_AGENT_CONFIG" 0640 root "$group" "agent config" || cpa_installed "$?"
 }

@@ -398,4 +398,6 @@ async function main() {
   process.exitCode = code;
 }
 
-main();
+// Run as a program; required (by retention-judge.cjs), it lends its connection helpers.
+if (require.main === module) main();
+module.exports = { loadModules, connectionConfig, qualified };

@@ -9,7 +9,7 @@
 #
 #   t1xxx  migrations        t2xxx  LangGraph clients     t3xxx  checks
 #   t4xxx  service/systemd   t5xxx  provisioning          t6xxx  ansible
-#   t0xxx  build and unit tests
+#   t7xxx  retention         t0xxx  build and unit tests
 #
 # shunit2 does not work under `set -e`, so suites run without it; every
 # helper here checks its own errors and fails loudly instead.
@@ -237,6 +237,14 @@ tl_agent() {
 	TL_ERR=$(cat "$err")
 	rm -f "$out" "$err"
 	return 0
+}
+
+# tl_gen_threads PREFIX THREADS STEPS AGE_SECONDS [SCHEMA]: synthetic LangGraph
+# threads (tests/lib/gen-checkpoints.sql), written as the application's role:
+# PREFIX000001..., STEPS checkpoints each, the newest AGE_SECONDS old.
+tl_gen_threads() {
+	tl_psql_app -v schema="${5:-public}" -v prefix="$1" -v threads="$2" -v steps="$3" -v age_seconds="$4" \
+		-v payload=2 -f "$TL_ROOT/tests/lib/gen-checkpoints.sql" >/dev/null
 }
 
 # tl_cleanup: stop every cluster and remove every folder this suite made.

@@ -28,6 +28,7 @@ int main(void)
 	run_table(sqlsplit_tests, &passed, &failed);
 	run_table(sets_tests, &passed, &failed);
 	run_table(config_tests, &passed, &failed);
+	run_table(duration_tests, &passed, &failed);
 	run_table(config_backup_tests, &passed, &failed);
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;

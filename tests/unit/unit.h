@@ -40,5 +40,6 @@ extern const struct unit_test sqlsplit_tests[];
 extern const struct unit_test sets_tests[];
 extern const struct unit_test config_backup_tests[];
 extern const struct unit_test config_tests[];
+extern const struct unit_test duration_tests[];
 
 #endif
