@@ -6,25 +6,36 @@
 #   make valgrind        every command once under valgrind (the suite t0002)
 #   make lint            cppcheck, clang-tidy, shellcheck and a warning-free build (the suite t0001)
 #   make fuzz            the libFuzzer harnesses (config, SQL lexer, state file), FUZZ_SECONDS each
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         binary, example config, units, man pages, bash completion:
+#                        PREFIX=/usr/local (or /usr) SYSCONFDIR=/etc DESTDIR=
 #   make clean
+#
+# Building needs (Debian 12): build-essential pkg-config libpq-dev libconfig-dev
+# libsystemd-dev libjson-c-dev. A missing one is named before the compiler runs.
 
 SHELL       := /bin/bash
 PREFIX      ?= /usr/local
 BINDIR      ?= $(PREFIX)/bin
 SYSCONFDIR  ?= /etc
-UNITDIR     ?= /etc/systemd/system
+DATADIR     ?= $(PREFIX)/share
+MANDIR      ?= $(DATADIR)/man
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+# Units of a package go with the distribution's (/lib/systemd/system on Debian
+# 12); a local install's with the administrator's (/etc/systemd/system).
+UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,/etc/systemd/system)
 DESTDIR     ?=
 
 CC          ?= cc
 PKGS        := libpq libconfig libsystemd json-c
+# The Debian package that brings each pkg-config module, for the message when one is missing.
+PKG_DEBS    := libpq=libpq-dev libconfig=libconfig-dev libsystemd=libsystemd-dev json-c=libjson-c-dev
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 WARN        := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS      ?= -O2 -g
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) -DAGENT_VERSION='"$(VERSION)"' -Iagent
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) -DAGENT_VERSION='"$(VERSION)"' -Iagent $(CPPFLAGS)
 ALL_CFLAGS  := $(BASE_CFLAGS) $(CFLAGS)
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=all
@@ -36,6 +47,9 @@ LIB_SRCS    := $(filter-out agent/main.c,$(SRCS))
 SQL_FILES   := $(sort $(wildcard sql/*/*.sql)) sql/superseded.sha256
 UNIT_SRCS   := $(wildcard tests/unit/*.c)
 
+UNITS       := checkpoint-agent.service checkpoint-agent-migrate.service
+MANPAGES    := man/checkpoint-agent.8 man/checkpoint-agent.conf.5
+
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZERS      := config sqlsplit state
@@ -43,24 +57,48 @@ FUZZ_BINS    := $(FUZZERS:%=tests/fuzz/fuzz_%)
 FUZZ_CFLAGS  := $(BASE_CFLAGS) -Wno-format-nonliteral -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all
 
-.PHONY: all test deps sanitize valgrind lint fuzz fuzzers install uninstall clean
+.PHONY: all test deps build-deps sanitize valgrind lint fuzz fuzzers install uninstall clean
 
 all: agent/checkpoint-agent tests/unit/run-unit tests/tools/notify-listen
+
+# Names the Debian package of every library pkg-config cannot find, before
+# the compiler fails on a missing header. The first line of every build's
+# recipe, so it runs only when something is built (make -q stays quiet).
+define check_build_deps
+command -v $(firstword $(CC)) >/dev/null 2>&1 || { \
+	echo "make: the C compiler $(CC) is missing; install it: apt-get install build-essential" >&2; exit 1; }; \
+command -v pkg-config >/dev/null 2>&1 || { \
+	echo "make: pkg-config is missing; install it: apt-get install pkg-config" >&2; exit 1; }; \
+missing=; for m in $(PKG_DEBS); do \
+	pkg-config --exists "$${m%%=*}" || missing="$$missing $${m#*=}"; \
+done; \
+if [ -n "$$missing" ]; then \
+	echo "make: missing build dependencies:$$missing; install them: apt-get install$$missing" >&2; \
+	exit 1; \
+fi
+endef
+
+build-deps:
+	@$(check_build_deps)
 
 agent/sql_embed.c: $(SQL_FILES) agent/gen-sql-embed.sh
 	sh agent/gen-sql-embed.sh sql > $@.tmp && mv $@.tmp $@
 
 agent/checkpoint-agent: $(SRCS) $(wildcard agent/*.h) VERSION
+	@$(check_build_deps)
 	$(CC) $(ALL_CFLAGS) -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
 
 tests/unit/run-unit: $(UNIT_SRCS) $(LIB_SRCS) $(wildcard agent/*.h) VERSION
+	@$(check_build_deps)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_SRCS) $(LDFLAGS) $(LDLIBS)
 
 # The same, built with AddressSanitizer and UndefinedBehaviorSanitizer.
 agent/checkpoint-agent-asan: $(SRCS) $(wildcard agent/*.h) VERSION
+	@$(check_build_deps)
 	$(CC) $(ASAN_CFLAGS) -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
 
 tests/unit/run-unit-asan: $(UNIT_SRCS) $(LIB_SRCS) $(wildcard agent/*.h) VERSION
+	@$(check_build_deps)
 	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $(UNIT_SRCS) $(LIB_SRCS) $(LDFLAGS) $(LDLIBS)
 
 # The receiving end of sd_notify, for the service's protocol tests (t4001).
@@ -103,14 +141,32 @@ valgrind: deps all
 lint: agent/sql_embed.c
 	tests/run.sh t0001
 
+# A unit with this installation's paths: the files in systemd/ name
+# /usr/local/bin and /etc/checkpoint-agent.
+define install_unit
+	sed -e 's|/usr/local/bin/checkpoint-agent|$(BINDIR)/checkpoint-agent|g' \
+	    -e 's|/etc/checkpoint-agent/|$(SYSCONFDIR)/checkpoint-agent/|g' systemd/$(1) >$(DESTDIR)$(UNITDIR)/$(1).tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/$(1).tmp
+	mv $(DESTDIR)$(UNITDIR)/$(1).tmp $(DESTDIR)$(UNITDIR)/$(1)
+
+endef
+
 install: agent/checkpoint-agent
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLETIONDIR)
 	install -m 0755 agent/checkpoint-agent $(DESTDIR)$(BINDIR)/checkpoint-agent
 	install -m 0644 agent/agent.conf.example $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent/agent.conf.example
+	$(foreach u,$(UNITS),$(call install_unit,$(u)))
+	install -m 0644 man/checkpoint-agent.8 $(DESTDIR)$(MANDIR)/man8/checkpoint-agent.8
+	install -m 0644 man/checkpoint-agent.conf.5 $(DESTDIR)$(MANDIR)/man5/checkpoint-agent.conf.5
+	install -m 0644 completion/checkpoint-agent.bash $(DESTDIR)$(COMPLETIONDIR)/checkpoint-agent
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/checkpoint-agent
 	rm -f $(DESTDIR)$(SYSCONFDIR)/checkpoint-agent/agent.conf.example
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -f $(DESTDIR)$(MANDIR)/man8/checkpoint-agent.8 $(DESTDIR)$(MANDIR)/man5/checkpoint-agent.conf.5
+	rm -f $(DESTDIR)$(COMPLETIONDIR)/checkpoint-agent
 
 clean:
 	rm -f agent/checkpoint-agent agent/checkpoint-agent-asan agent/sql_embed.c agent/sql_embed.c.tmp \

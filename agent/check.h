@@ -24,18 +24,33 @@
 /* Every Prometheus metric's name starts with this. */
 #define METRIC_PREFIX "checkpoint_agent_"
 
-/* One measured value: a Prometheus sample, also listed in the JSON. */
+/* Which way a sample's thresholds point, for the perfdata of the text format. */
+enum sample_levels {
+	LEVELS_NONE,			/* no threshold of its own */
+	LEVELS_HIGH,			/* WARNING at or above warn, CRITICAL at or above crit */
+	LEVELS_LOW			/* WARNING below warn, CRITICAL below crit (free space) */
+};
+
+/*
+ * One measured value: a Prometheus sample, also listed in the JSON and, as
+ * Nagios perfdata, in the text format's first line. A metric ending in
+ * _seconds or _bytes gets the unit s or B there; one ending in _ratio runs
+ * from 0 to 1.
+ */
 struct check_sample {
 	const char *metric;		/* without METRIC_PREFIX, e.g. "connect_seconds" */
 	const char *help;
 	const char *label[2];		/* label names, NULL when unused */
 	char *value_label[2];		/* their values (owned) */
 	double value;
+	enum sample_levels levels;	/* set by sample_levels: the check's thresholds, in the sample's unit */
+	double warn, crit;
 };
 
 struct check_result {
 	const char *name;		/* "connect", "query", ... */
 	enum check_status status;
+	bool skipped;			/* it does not apply here: status OK, the message says why */
 	char *message;			/* one line, for a person */
 	double seconds;			/* how long the check took */
 	struct check_sample *samples;
@@ -68,7 +83,15 @@ struct check_conn {
  * CRITICAL results; nothing here exits.
  */
 void checks_run(const struct config *cfg, const struct check_conn *cc, struct check_report *rep);
+/* The same, leaving out the checks whose SKIP[check_index(name)] is true (NULL: none). */
+void checks_run_some(const struct config *cfg, const struct check_conn *cc, const bool *skip,
+		     struct check_report *rep);
 void check_report_free(struct check_report *rep);
+
+/* The checks, in the order they run ("connect" first): how many, the Ith's name (NULL past the end), NAME's index or -1. */
+size_t check_count(void);
+const char *check_name(size_t i);
+int check_index(const char *name);
 
 /*
  * Called before each check. The service uses it to tell its watchdog
@@ -79,6 +102,8 @@ typedef bool (*check_tick_fn)(void);
 void checks_set_tick(check_tick_fn fn);
 
 const char *check_status_name(enum check_status st);
+/* A result's state: its status's name, or "SKIPPED". */
+const char *result_state_name(const struct check_result *r);
 /* Severity order: CRITICAL 3, WARNING 2, UNKNOWN 1, OK 0. */
 int check_severity(enum check_status st);
 
@@ -101,6 +126,15 @@ struct size_state {
 	size_t n, cap;
 	bool dirty;			/* changed since it was read: worth writing */
 };
+
+/*
+ * Where the state file goes: CONFIGURED, its folder made (0750) when missing.
+ * When that folder cannot be written and CONFIGURED is the built-in default
+ * (CONFIG_DEFAULT_STATE_FILE), the user's own $XDG_STATE_HOME/checkpoint-agent/state
+ * (~/.local/state/checkpoint-agent/state), its folders made (0700), and
+ * *NOTE says so. Returns the path (caller frees), or NULL with *WHY set.
+ */
+char *state_path_resolve(const char *configured, char **note, char **why);
 
 /* Reads PATH into ST. A missing file is an empty state. Returns 0, or -1 with *why set (caller frees). */
 int state_read(const char *path, struct size_state *st, char **why);

@@ -54,8 +54,8 @@ void check_connect(struct probe *p)
 		return;
 	}
 	sample_add(r, "up", "1 when the agent could connect to the database as its configured role.", 1);
-	sample_add(r, "connect_seconds", "Time to open an authenticated connection as the agent's configured role.",
-		   p->cc->connect_ms / 1000.0);
+	sample_levels(sample_add(r, "connect_seconds", "Time to open an authenticated connection as the agent's configured role.",
+				 p->cc->connect_ms / 1000.0), LEVELS_HIGH, t->connect_warn_ms / 1000.0, t->connect_crit_ms / 1000.0);
 	sample_add(r, "connect_tls", "1 when the agent's connection to the database is encrypted with TLS.",
 		   PQsslInUse(p->conn) ? 1 : 0);
 	where = db_describe(p->conn);
@@ -78,7 +78,8 @@ void check_query(struct probe *p, struct check_result *r)
 		return;
 	ms = mono_ms() - t0;
 	PQclear(res);
-	sample_add(r, "query_seconds", "Round trip of a trivial query.", ms / 1000.0);
+	sample_levels(sample_add(r, "query_seconds", "Round trip of a trivial query.", ms / 1000.0), LEVELS_HIGH,
+		      t->query_warn_ms / 1000.0, t->query_crit_ms / 1000.0);
 	result_set(r, level_high(ms, t->query_warn_ms, t->query_crit_ms),
 		   "SELECT 1 answered in %.2f ms (warn %d ms, crit %d ms; statement_timeout %d ms)", ms,
 		   t->query_warn_ms, t->query_crit_ms, p->cfg->statement_timeout);
@@ -331,8 +332,8 @@ void check_writable(struct probe *p, struct check_result *r)
 	if (rc != 0 || heartbeat(p, r, host, &beats) != 0)
 		return;
 	ms = mono_ms() - t0;
-	sample_add(r, "write_seconds", "Time of the probe INSERTs (rolled back) and the committed heartbeat.",
-		   ms / 1000.0);
+	sample_levels(sample_add(r, "write_seconds", "Time of the probe INSERTs (rolled back) and the committed heartbeat.",
+				 ms / 1000.0), LEVELS_HIGH, t->write_warn_ms / 1000.0, t->write_crit_ms / 1000.0);
 	result_set(r, level_high(ms, t->write_warn_ms, t->write_crit_ms),
 		   "as %s, probe INSERTs into %d checkpoint tables rolled back and heartbeat %lld of %s committed, "
 		   "in %.1f ms (warn %d ms, crit %d ms)", db_owner_name(p->conn, p->cfg), ntables, beats, host, ms,

@@ -161,8 +161,10 @@ static void disk_verdict(struct probe *p, struct check_result *r, const char *di
 		   (double)sv.f_bavail * (double)sv.f_frsize);
 	sample_add(r, "disk_size_bytes", "Size of the data directory's filesystem.",
 		   (double)sv.f_blocks * (double)sv.f_frsize);
-	sample_add(r, "disk_free_ratio", "Free space on the data directory's filesystem, 0 to 1.", free_pct / 100.0);
-	sample_add(r, "inodes_free_ratio", "Free inodes on the data directory's filesystem, 0 to 1.", ino_pct / 100.0);
+	sample_levels(sample_add(r, "disk_free_ratio", "Free space on the data directory's filesystem, 0 to 1.",
+				 free_pct / 100.0), LEVELS_LOW, t->disk_free_warn_pct / 100.0, t->disk_free_crit_pct / 100.0);
+	sample_levels(sample_add(r, "inodes_free_ratio", "Free inodes on the data directory's filesystem, 0 to 1.",
+				 ino_pct / 100.0), LEVELS_LOW, t->inodes_free_warn_pct / 100.0, t->inodes_free_crit_pct / 100.0);
 	st = worse(level_low(free_pct, t->disk_free_warn_pct, t->disk_free_crit_pct),
 		   level_low(ino_pct, t->inodes_free_warn_pct, t->inodes_free_crit_pct));
 	format_bytes(free_s, sizeof(free_s), (double)sv.f_bavail * (double)sv.f_frsize);
@@ -189,22 +191,28 @@ static char *server_data_directory(struct probe *p)
 void check_disk(struct probe *p, struct check_result *r)
 {
 	bool live = p->conn != NULL && !db_lost(p->conn);
+	bool configured = p->cfg->data_directory[0] != '\0';
 	char *dir, *why = NULL, *note = NULL;
 	struct stat st;
 	bool here;
 
 	memset(&st, 0, sizeof(st));
-	dir = p->cfg->data_directory[0] ? xstrdup(p->cfg->data_directory) : live ? server_data_directory(p) : NULL;
+	dir = configured ? xstrdup(p->cfg->data_directory) : live ? server_data_directory(p) : NULL;
 	if (dir == NULL) {
-		result_set(r, CHECK_UNKNOWN, "service.data_directory is not set%s; set it to PostgreSQL's data "
-			   "directory to check free space", live ? ", and the server shows data_directory only to roles "
-			   "with pg_read_all_settings" : "");
+		/* Nothing says where the data is: the check does not apply, which is no fault of the database. */
+		result_skip(r, "the data directory is unknown: service.data_directory is not set%s; set it to "
+			    "PostgreSQL's data directory to check free space", live ? ", and the server shows "
+			    "data_directory only to roles with pg_read_all_settings" : "");
 		return;
 	}
 	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		result_set(r, CHECK_UNKNOWN, "data directory %s is not a folder on this machine (%s): the "
-			   "database is on another host, or service.data_directory is wrong", dir,
-			   st.st_mode == 0 ? strerror(errno) : "not a folder");
+		if (configured)
+			result_set(r, CHECK_UNKNOWN, "data directory %s is not a folder on this machine (%s): the "
+				   "database is on another host, or service.data_directory is wrong", dir,
+				   st.st_mode == 0 ? strerror(errno) : "not a folder");
+		else
+			result_skip(r, "the server's data directory %s is not on this machine: the database is on "
+				    "another host, so check disk space there", dir);
 		free(dir);
 		return;
 	}
@@ -214,10 +222,11 @@ void check_disk(struct probe *p, struct check_result *r)
 		here = uri_is_local(p->cfg->uri, &why);
 	if (here)
 		disk_verdict(p, r, dir, note ? note : live ? "" : " (database unreachable: not confirmed)");
+	else if (why != NULL && !configured)
+		result_skip(r, "%s", why);
 	else if (why != NULL)
 		result_set(r, CHECK_UNKNOWN, "%s", why);
 	free(why);
 	free(note);
 	free(dir);
 }
-

@@ -32,7 +32,9 @@ struct probe {
 	const struct check_conn *cc;
 	struct check_report *rep;
 	struct size_state state;	/* the state file, read once per run */
-	char *state_error;		/* why it could not be read */
+	char *state_path;		/* where it is (state_path_resolve), or NULL: not kept */
+	char *state_note;		/* why it is not where service.state_file says, or NULL */
+	char *state_error;		/* why it cannot be kept or read, or NULL */
 	char *db_key;			/* "host:port/db", the state's keys start with it */
 };
 
@@ -46,9 +48,13 @@ struct check_result *result_new(struct check_report *rep, const char *name);
 /* Sets R's status and its one-line message (newlines and tabs become spaces). */
 void result_set(struct check_result *r, enum check_status st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Marks R as not applicable here (status OK, so it does not change the run's status), saying why. */
+void result_skip(struct check_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct check_sample *sample_add(struct check_result *r, const char *metric, const char *help, double v);
-void sample_add1(struct check_result *r, const char *metric, const char *help,
-		 const char *label, const char *value_label, double v);
+struct check_sample *sample_add1(struct check_result *r, const char *metric, const char *help,
+				 const char *label, const char *value_label, double v);
+/* The thresholds S is judged by, in S's own unit (seconds, bytes, ratio): they go into the perfdata. */
+void sample_levels(struct check_sample *s, enum sample_levels kind, double warn, double crit);
 void sample_add2(struct check_result *r, const char *metric, const char *help,
 		 const char *l0, const char *v0, const char *l1, const char *v1, double v);
 

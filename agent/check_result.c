@@ -48,13 +48,37 @@ void result_set(struct check_result *r, enum check_status st, const char *fmt, .
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = xstrdup("(out of memory formatting the message)");
 	va_end(ap);
-	/* One line: server and libpq messages carry newlines and tabs. */
-	for (char *c = msg; *c; c++)
-		if (*c == '\n' || *c == '\t' || *c == '\r')
-			*c = ' ';
+	/* One line: server and libpq messages carry newlines and tabs; a run of them becomes one space. */
+	for (char *c = msg, *o = msg;; c++) {
+		bool ws = *c == '\n' || *c == '\t' || *c == '\r';
+
+		if (ws && (o == msg || o[-1] == ' '))
+			continue;
+		if (ws)
+			*o++ = ' ';
+		else
+			*o++ = *c;
+		if (*c == '\0')
+			break;
+	}
 	free(r->message);
 	r->message = msg;
 	r->status = st;
+	r->skipped = false;
+}
+
+void result_skip(struct check_result *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	result_set(r, CHECK_OK, "%s", msg ? msg : "(out of memory formatting the message)");
+	r->skipped = true;
+	free(msg);
 }
 
 struct check_sample *sample_add(struct check_result *r, const char *metric, const char *help, double v)
@@ -73,13 +97,21 @@ struct check_sample *sample_add(struct check_result *r, const char *metric, cons
 	return s;
 }
 
-void sample_add1(struct check_result *r, const char *metric, const char *help,
-			const char *label, const char *value_label, double v)
+struct check_sample *sample_add1(struct check_result *r, const char *metric, const char *help,
+				 const char *label, const char *value_label, double v)
 {
 	struct check_sample *s = sample_add(r, metric, help, v);
 
 	s->label[0] = label;
 	s->value_label[0] = xstrdup(value_label);
+	return s;
+}
+
+void sample_levels(struct check_sample *s, enum sample_levels kind, double warn, double crit)
+{
+	s->levels = kind;
+	s->warn = warn;
+	s->crit = crit;
 }
 
 void sample_add2(struct check_result *r, const char *metric, const char *help,

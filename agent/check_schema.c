@@ -125,7 +125,7 @@ static long long schema_fingerprint(struct probe *p, const struct schema_sets *s
 static void schema_verify_all(struct probe *p, struct check_result *r, struct schema_sets *ss,
 			      struct schema_findings *f)
 {
-	bool cache = p->cfg->state_file[0] != '\0';
+	bool cache = p->state_path != NULL;
 	long long fp = cache ? schema_fingerprint(p, ss) : -1;
 	char *key = xasprintf("verified %s", p->db_key);
 	const struct size_sample *prev = state_find(&p->state, key);

@@ -26,9 +26,15 @@ static const char slots_sql[] =
 #define CLIENT_SESSION \
 	"(backend_type = 'client backend' OR (backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL))"
 
+/*
+ * The last column is the agent's own session. A one-shot `check` leaves when
+ * it is done, so its session is no demand on the slots; the service's
+ * long-lived one holds a slot for good, so it counts.
+ */
 static const char sessions_sql[] =
 	"SELECT coalesce(usename::text, ''), coalesce(state, 'unknown'), count(*), "
-	"count(*) FILTER (WHERE pid <> pg_backend_pid()), coalesce(usename = current_user, false) "
+	"count(*) FILTER (WHERE pid <> pg_backend_pid()), coalesce(usename = current_user, false), "
+	"count(*) FILTER (WHERE pid = pg_backend_pid()) "
 	"FROM pg_stat_activity WHERE " CLIENT_SESSION " GROUP BY 1, 2, 5 ORDER BY 3 DESC, 1, 2";
 
 struct pool_figures {
@@ -38,8 +44,9 @@ struct pool_figures {
 
 /*
  * The demand on the slots: the sessions that are not the application's
- * pools (the agent's own included), plus what the pools may hold: their
- * budget, or more if more are open. Over 100% the pools no longer fit.
+ * pools (the service's own included, a one-shot check's not), plus what the
+ * pools may hold: their budget, or more if more are open. Over 100% the
+ * pools no longer fit.
  */
 static void pool_verdict(struct probe *p, struct check_result *r, const struct pool_figures *pf,
 			 const char *by_role)
@@ -50,12 +57,15 @@ static void pool_verdict(struct probe *p, struct check_result *r, const struct p
 	int demand = others + pools;
 	double pct = pf->usable > 0 ? demand * 100.0 / pf->usable : 100.0;
 
-	sample_add(r, "pool_demand_connections", "Sessions other than the pools plus what the pools may hold.", demand);
+	sample_levels(sample_add(r, "pool_demand_connections", "Sessions other than the pools plus what the pools may hold.",
+				 demand), LEVELS_HIGH, pf->usable * t->pool_usage_warn_pct / 100.0,
+		      pf->usable * t->pool_usage_crit_pct / 100.0);
 	result_set(r, level_high(pct, t->pool_usage_warn_pct, t->pool_usage_crit_pct),
-		   "%d of %d usable slots in use (max_connections %d minus %d reserved); demand %d = %d other "
+		   "%d of %d usable slots in use%s (max_connections %d minus %d reserved); demand %d = %d other "
 		   "session%s + %d for the pools (budget %d = %d x %d, %d open): %.0f%% of the usable slots "
 		   "(warn %d%%, crit %d%%)%s; by role/state: %s",
-		   pf->in_use, pf->usable, pf->max_conn, pf->su_reserved + pf->reserved, demand, others,
+		   pf->in_use, pf->usable, p->cc->persistent ? "" : " besides this check's own session",
+		   pf->max_conn, pf->su_reserved + pf->reserved, demand, others,
 		   others == 1 ? "" : "s", pools, pf->budget, p->cfg->pool_size, p->cfg->pool_instances, pf->app_open,
 		   pct, t->pool_usage_warn_pct, t->pool_usage_crit_pct,
 		   demand > pf->usable ? ": the pools no longer fit; raise max_connections or lower pool.size or "
@@ -67,6 +77,7 @@ void check_pool(struct probe *p, struct check_result *r)
 {
 	struct pool_figures pf;
 	struct strbuf by_role;
+	int shown = 0;
 	PGresult *res = probe_query(p, r, PRE_SLOTS, CHECK_UNKNOWN, "cannot read max_connections");
 
 	if (res == NULL)
@@ -83,23 +94,26 @@ void check_pool(struct probe *p, struct check_result *r)
 		return;
 	sb_init(&by_role);
 	for (int i = 0; i < PQntuples(res); i++) {
-		int n = (int)get_num(res, i, 2);
+		int n = (int)get_num(res, i, 2) - (p->cc->persistent ? 0 : (int)get_num(res, i, 5));
 
+		if (n == 0)
+			continue;	/* only this check's own session */
 		pf.in_use += n;
 		if (strcmp(get_str(res, i, 4), "t") == 0)
 			pf.app_open += (int)get_num(res, i, 3);
 		sample_add2(r, "connections", "Client connections by role and state.", "role", get_str(res, i, 0),
 			    "state", get_str(res, i, 1), n);
-		if (i < 6)
-			sb_printf(&by_role, "%s%s/%s %d", i ? ", " : "", get_str(res, i, 0), get_str(res, i, 1), n);
-		else if (i == 6)
+		if (shown < 6)
+			sb_printf(&by_role, "%s%s/%s %d", shown ? ", " : "", get_str(res, i, 0), get_str(res, i, 1), n);
+		else if (shown == 6)
 			sb_add(&by_role, ", ...");
+		shown++;
 	}
 	PQclear(res);
 	sample_add(r, "connections_in_use", "Client connections in use.", pf.in_use);
 	sample_add(r, "connection_slots_usable", "max_connections minus the reserved slots.", pf.usable);
 	sample_add(r, "pool_budget_connections", "pool.size times pool.instances from the config.", pf.budget);
-	pool_verdict(p, r, &pf, by_role.buf);
+	pool_verdict(p, r, &pf, by_role.len ? by_role.buf : "none");
 	sb_free(&by_role);
 }
 
@@ -143,7 +157,8 @@ void check_idle_in_transaction(struct probe *p, struct check_result *r)
 	count = get_num(res, 0, 0);
 	age = get_num(res, 0, 1);
 	sample_add(r, "idle_in_transaction_sessions", "Sessions idle in a transaction.", count);
-	sample_add(r, "idle_in_transaction_oldest_seconds", "Age of the oldest idle-in-transaction state.", age);
+	sample_levels(sample_add(r, "idle_in_transaction_oldest_seconds", "Age of the oldest idle-in-transaction state.",
+				 age), LEVELS_HIGH, t->idle_in_xact_warn_s, t->idle_in_xact_crit_s);
 	if (count == 0)
 		result_set(r, CHECK_OK, "no session is idle in a transaction%s",
 			   hidden_note(get_num(res, 0, 4), note, sizeof(note)));
@@ -168,7 +183,8 @@ void check_long_transactions(struct probe *p, struct check_result *r)
 		return;
 	count = get_num(res, 0, 0);
 	age = get_num(res, 0, 1);
-	sample_add(r, "oldest_transaction_seconds", "Age of the oldest open transaction of a client session.", age);
+	sample_levels(sample_add(r, "oldest_transaction_seconds", "Age of the oldest open transaction of a client session.",
+				 age), LEVELS_HIGH, t->xact_age_warn_s, t->xact_age_crit_s);
 	if (count == 0)
 		result_set(r, CHECK_OK, "no other session has a transaction open%s",
 			   hidden_note(get_num(res, 0, 4), note, sizeof(note)));
@@ -193,7 +209,8 @@ void check_lock_waits(struct probe *p, struct check_result *r)
 	if (res == NULL)
 		return;
 	n = get_num(res, 0, 0);
-	sample_add(r, "lock_waiting_sessions", "Sessions waiting on a lock.", n);
+	sample_levels(sample_add(r, "lock_waiting_sessions", "Sessions waiting on a lock.", n), LEVELS_HIGH,
+		      t->lock_waits_warn, t->lock_waits_crit);
 	if (n == 0)
 		result_set(r, CHECK_OK, "no session waits on a lock");
 	else
@@ -229,7 +246,8 @@ void check_wraparound(struct probe *p, struct check_result *r)
 	if (res == NULL)
 		return;
 	age = get_num(res, 0, 0);
-	sample_add(r, "xid_age", "age(datfrozenxid) of the database: transactions since it was last frozen.", age);
+	sample_levels(sample_add(r, "xid_age", "age(datfrozenxid) of the database: transactions since it was last frozen.",
+				 age), LEVELS_HIGH, (double)t->wraparound_warn, (double)t->wraparound_crit);
 	sample_add(r, "multixact_age", "mxid_age(datminmxid) of the database.", get_num(res, 0, 1));
 	result_set(r, level_high(age, (double)t->wraparound_warn, (double)t->wraparound_crit),
 		   "age(datfrozenxid) of %s is %.0f (warn %lld, crit %lld; PostgreSQL stops at 2000000000)",

@@ -85,9 +85,10 @@ static void size_growth(struct probe *p, struct check_result *r, struct size_run
 		long long span = sr->now - ref->at;
 		double per_hour = (double)(total - ref->bytes) * 3600.0 / (double)span;
 
-		sample_add1(r, "table_growth_bytes_per_second", "Growth of a checkpoint table (with TOAST and indexes), "
-			    "averaged over the last 5 to 10 minutes (or since the last check before a gap).",
-			    "table", name, per_hour / 3600.0);
+		sample_levels(sample_add1(r, "table_growth_bytes_per_second", "Growth of a checkpoint table (with TOAST "
+					  "and indexes), averaged over the last 5 to 10 minutes (or since the last check "
+					  "before a gap).", "table", name, per_hour / 3600.0),
+			      LEVELS_HIGH, (double)t->growth_warn_mb * MIB / 3600.0, (double)t->growth_crit_mb * MIB / 3600.0);
 		sr->status = worse(sr->status, level_high(per_hour / MIB, (double)t->growth_warn_mb,
 							  (double)t->growth_crit_mb));
 		format_bytes(rate_s, sizeof(rate_s), per_hour);
@@ -177,7 +178,6 @@ void check_size(struct probe *p, struct check_result *r)
 {
 	const struct config *cfg = p->cfg;
 	struct size_run sr;
-	char *why = NULL;
 
 	memset(&sr, 0, sizeof(sr));
 	sb_init(&sr.msg);
@@ -186,15 +186,16 @@ void check_size(struct probe *p, struct check_result *r)
 	measure_tables(p, r, &sr);
 	if (r->status == CHECK_OK) {
 		const struct check_thresholds *t = &cfg->checks;
+		const char *state = p->state_error ? p->state_error : p->state_note;
 
 		if (cfg->state_file[0] == '\0')
-			why = xstrdup("service.state_file is not set, so there is no growth");
-		else if (p->state.dirty && state_write(cfg->state_file, &p->state, &why) != 0)
-			log_warning("%s; the growth cannot be measured", why);
+			state = "service.state_file is empty, so there is no growth";
+		/* A state file the user configured and the agent cannot keep: the growth cannot be measured. */
+		if (p->state_error != NULL && p->state_path == NULL && strcmp(cfg->state_file, CONFIG_DEFAULT_STATE_FILE) != 0)
+			sr.status = CHECK_UNKNOWN;
 		result_set(r, sr.status, "%s (growth warn %lld MiB/h, crit %lld MiB/h)%s%s",
 			   sr.msg.len ? sr.msg.buf : "no checkpoint table exists", t->growth_warn_mb, t->growth_crit_mb,
-			   why || p->state_error ? "; " : "", why ? why : p->state_error ? p->state_error : "");
+			   state ? "; " : "", state ? state : "");
 	}
-	free(why);
 	sb_free(&sr.msg);
 }

@@ -136,7 +136,68 @@ static void prefetch_free(struct probe *p)
 	}
 }
 
+size_t check_count(void)
+{
+	return 1 + sizeof(checks) / sizeof(checks[0]);
+}
+
+const char *check_name(size_t i)
+{
+	if (i == 0)
+		return "connect";
+	return i < check_count() ? checks[i - 1].name : NULL;
+}
+
+int check_index(const char *name)
+{
+	for (size_t i = 0; i < check_count(); i++)
+		if (strcmp(check_name(i), name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Does the check named NAME count for the service's readiness? connect does. */
+static bool check_gates(const char *name)
+{
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+		if (strcmp(checks[i].name, name) == 0)
+			return checks[i].gates;
+	return true;
+}
+
+/* Where the state file is for this run, and what it holds; a file that cannot be read is not rewritten. */
+static void state_open(struct probe *p)
+{
+	if (p->cfg->state_file[0] == '\0')
+		return;
+	p->state_path = state_path_resolve(p->cfg->state_file, &p->state_note, &p->state_error);
+	if (p->state_path != NULL && state_read(p->state_path, &p->state, &p->state_error) != 0) {
+		free(p->state_path);
+		p->state_path = NULL;
+	}
+}
+
+/* Writes the state back when a check changed it (the size samples, a clean verify), and frees it. */
+static void state_close(struct probe *p)
+{
+	char *why = NULL;
+
+	if (p->state_path != NULL && p->state.dirty && state_write(p->state_path, &p->state, &why) != 0)
+		log_warning("%s; the growth cannot be measured", why);
+	free(why);
+	state_free(&p->state);
+	free(p->state_path);
+	free(p->state_note);
+	free(p->state_error);
+}
+
 void checks_run(const struct config *cfg, const struct check_conn *cc, struct check_report *rep)
+{
+	checks_run_some(cfg, cc, NULL, rep);
+}
+
+void checks_run_some(const struct config *cfg, const struct check_conn *cc, const bool *skip,
+		     struct check_report *rep)
 {
 	struct probe p;
 	double t0 = mono_ms();
@@ -152,16 +213,20 @@ void checks_run(const struct config *cfg, const struct check_conn *cc, struct ch
 
 		reset_transaction(p.conn);
 		p.db_key = xasprintf("%s:%s/%s", host && *host ? host : "localhost", PQport(p.conn), PQdb(p.conn));
-		if (cfg->state_file[0] != '\0' && state_read(cfg->state_file, &p.state, &p.state_error) != 0)
-			log_warning("%s; the growth is measured from now on", p.state_error);
+		state_open(&p);
 		prefetch(&p);
 	}
-	check_connect(&p);
-	rep->results[0].seconds = cc->persistent ? 0.0 : cc->connect_ms / 1000.0;
+	if (skip == NULL || !skip[0]) {
+		check_connect(&p);
+		rep->results[0].seconds = cc->persistent ? 0.0 : cc->connect_ms / 1000.0;
+	}
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
-		struct check_result *r = result_new(rep, checks[i].name);
+		struct check_result *r;
 		double t1 = mono_ms();
 
+		if (skip != NULL && skip[i + 1])
+			continue;
+		r = result_new(rep, checks[i].name);
 		if (tick_fn != NULL && !tick_fn())
 			result_set(r, CHECK_UNKNOWN, "not run: the agent is stopping");
 		else if (p.conn == NULL || db_lost(p.conn))
@@ -171,20 +236,18 @@ void checks_run(const struct config *cfg, const struct check_conn *cc, struct ch
 		else
 			checks[i].fn(&p, r);
 		r->seconds = (mono_ms() - t1) / 1000.0;
-		log_debug("check %s: %s in %.1f ms", r->name, check_status_name(r->status), r->seconds * 1000.0);
+		log_debug("check %s: %s in %.1f ms", r->name, result_state_name(r), r->seconds * 1000.0);
 	}
 	prefetch_free(&p);
-	state_free(&p.state);
-	free(p.state_error);
+	state_close(&p);
 	free(p.db_key);
 	rep->worst = CHECK_OK;
-	rep->gate_worst = worse(CHECK_OK, rep->results[0].status);	/* connect */
-	for (size_t i = 0; i < rep->n; i++)
+	rep->gate_worst = CHECK_OK;
+	for (size_t i = 0; i < rep->n; i++) {
 		rep->worst = worse(rep->worst, rep->results[i].status);
-	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && i + 1 < rep->n; i++)
-		if (checks[i].gates)
-			rep->gate_worst = worse(rep->gate_worst, rep->results[i + 1].status);
+		if (check_gates(rep->results[i].name))
+			rep->gate_worst = worse(rep->gate_worst, rep->results[i].status);
+	}
 	rep->duration_s = (mono_ms() - t0 + (cc->persistent ? 0.0 : cc->connect_ms)) / 1000.0;
 	rep->finished_at = (long long)time(NULL);
 }
-

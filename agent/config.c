@@ -17,7 +17,8 @@
 void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->uri = xstrdup("postgresql://ai_agent@localhost:5432/langgraph_checkpoints");
+	c->uri = xstrdup(CONFIG_DEFAULT_URI);
+	c->uri_from = URI_DEFAULT;
 	c->password_file = xstrdup("");
 	c->connect_timeout = 5;
 	c->statement_timeout = 5000;
@@ -34,7 +35,7 @@ void config_defaults(struct config *c)
 	c->pool_instances = 1;
 	c->interval = 30;
 	c->startup_timeout = 300;
-	c->state_file = xstrdup("/var/lib/checkpoint-agent/state");
+	c->state_file = xstrdup(CONFIG_DEFAULT_STATE_FILE);
 	c->metrics_file = xstrdup("");
 	c->data_directory = xstrdup("");
 	c->backup_info_file = xstrdup("");
@@ -340,12 +341,9 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 	return 0;
 }
 
-/* Threshold pairs must be ordered: WARNING comes before CRITICAL. */
-static int check_consistency(const char *file, struct config *c)
+bool config_thresholds_ordered(const struct check_thresholds *t)
 {
-	const struct check_thresholds *t = &c->checks;
-
-	if (t->connect_warn_ms > t->connect_crit_ms || t->query_warn_ms > t->query_crit_ms ||
+	return !(t->connect_warn_ms > t->connect_crit_ms || t->query_warn_ms > t->query_crit_ms ||
 	    t->write_warn_ms > t->write_crit_ms ||
 	    t->idle_in_xact_warn_s > t->idle_in_xact_crit_s || t->xact_age_warn_s > t->xact_age_crit_s ||
 	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
@@ -353,12 +351,95 @@ static int check_consistency(const char *file, struct config *c)
 	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
 	    t->growth_warn_mb > t->growth_crit_mb || t->dead_tuples_warn_pct > t->dead_tuples_crit_pct ||
 	    t->vacuum_age_warn_s > t->vacuum_age_crit_s || t->backup_age_warn_pct > t->backup_age_crit_pct ||
-	    t->archive_age_warn_s > t->archive_age_crit_s) {
+	    t->archive_age_warn_s > t->archive_age_crit_s);
+}
+
+int config_set_threshold(struct check_thresholds *t, const char *name, long long v, char **why)
+{
+	const struct option *o = find_option("checks", name);
+	char *field;
+
+	*why = NULL;
+	if (o == NULL) {
+		*why = xasprintf("checks.%s is not a setting", name);
+		return -1;
+	}
+	if (v < o->min || v > o->max) {
+		*why = xasprintf("%lld is out of range for checks.%s: from %lld to %lld", v, name, o->min, o->max);
+		return -1;
+	}
+	field = (char *)t + (o->offset - offsetof(struct config, checks));
+	if (o->kind == K_INT)
+		*(int *)(void *)field = (int)v;
+	else
+		*(long long *)(void *)field = v;
+	return 0;
+}
+
+/* Threshold pairs must be ordered: WARNING comes before CRITICAL. */
+static int check_consistency(const char *file, struct config *c)
+{
+	if (!config_thresholds_ordered(&c->checks)) {
 		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
 			  "warnings must come first (for free space: warn above crit)", file);
 		return EXIT_CONFIG;
 	}
 	return 0;
+}
+
+/* VALUE as a quoted conninfo value: backslash and single quote escaped. */
+static void add_conninfo(struct strbuf *sb, const char *key, const char *value)
+{
+	sb_printf(sb, "%s%s='", sb->len ? " " : "", key);
+	for (const char *p = value; *p; p++) {
+		if (*p == '\\' || *p == '\'')
+			sb_add(sb, "\\");
+		sb_addn(sb, p, 1);
+	}
+	sb_add(sb, "'");
+}
+
+char *config_uri_from_environment(void)
+{
+	static const struct {
+		const char *key, *env, *fallback;
+	} params[] = {
+		{ "host", "PGHOST", "localhost" },
+		{ "port", "PGPORT", "5432" },
+		{ "user", "PGUSER", "ai_agent" },
+		{ "dbname", "PGDATABASE", "langgraph_checkpoints" },
+	};
+	struct strbuf sb;
+	bool any = false;
+
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		const char *v = getenv(params[i].env);
+
+		any = any || (v != NULL && *v != '\0');
+	}
+	if (!any)
+		return xstrdup(CONFIG_DEFAULT_URI);
+	sb_init(&sb);
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		const char *v = getenv(params[i].env);
+
+		add_conninfo(&sb, params[i].key, v != NULL && *v != '\0' ? v : params[i].fallback);
+	}
+	return sb_detach(&sb);
+}
+
+char *config_uri_origin(const struct config *c)
+{
+	switch (c->uri_from) {
+	case URI_FILE:
+		return xasprintf("database.uri in %s", c->path ? c->path : "the config file");
+	case URI_ENV:
+		return xstrdup("CHECKPOINT_DB_URI");
+	case URI_DEFAULT:
+		break;
+	}
+	return xstrdup("the built-in default (no database.uri, no CHECKPOINT_DB_URI; PGHOST, PGPORT, PGUSER "
+		       "and PGDATABASE count where set)");
 }
 
 /* The retention group's strategy: the hosted platform's "keep_latest", or prune's "keep-latest". */
@@ -380,6 +461,7 @@ int config_load(const char *path, bool explicit, struct config *c)
 {
 	config_t lc;
 	const char *env;
+	bool uri_in_file = false;
 	int rc;
 
 	config_defaults(c);
@@ -401,6 +483,7 @@ int config_load(const char *path, bool explicit, struct config *c)
 			return EXIT_CONFIG;
 		}
 		rc = read_groups(path, config_root_setting(&lc), c);
+		uri_in_file = config_lookup(&lc, "database.uri") != NULL;
 		config_destroy(&lc);
 		if (rc == 0)
 			rc = check_consistency(path, c);
@@ -413,6 +496,13 @@ int config_load(const char *path, bool explicit, struct config *c)
 	if (env != NULL && *env != '\0') {
 		free(c->uri);
 		c->uri = xstrdup(env);
+		c->uri_from = URI_ENV;
+	} else if (uri_in_file) {
+		c->uri_from = URI_FILE;
+	} else {
+		free(c->uri);
+		c->uri = config_uri_from_environment();
+		c->uri_from = URI_DEFAULT;
 	}
 	return rc;
 }

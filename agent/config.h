@@ -9,6 +9,17 @@
 #include <stddef.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/checkpoint-agent/agent.conf"
+/* Where the database is when nothing says otherwise: see config_uri_from_environment. */
+#define CONFIG_DEFAULT_URI "postgresql://ai_agent@localhost:5432/langgraph_checkpoints"
+/* The state file's default; when it is not writable, check falls back to the user's own (state.c). */
+#define CONFIG_DEFAULT_STATE_FILE "/var/lib/checkpoint-agent/state"
+
+/* Where database.uri came from, for messages. */
+enum uri_origin {
+	URI_DEFAULT,		/* built in (with PGHOST, PGPORT, PGUSER, PGDATABASE when set) */
+	URI_FILE,		/* database.uri in the config file */
+	URI_ENV			/* CHECKPOINT_DB_URI */
+};
 
 /* Thresholds of the health checks: WARNING at *_warn, CRITICAL at *_crit. */
 struct check_thresholds {
@@ -36,6 +47,7 @@ struct config {
 
 	/* database */
 	char *uri;
+	enum uri_origin uri_from;
 	char *password_file;
 	int connect_timeout;		/* seconds */
 	int statement_timeout;		/* milliseconds */
@@ -85,7 +97,24 @@ struct config {
  */
 int config_load(const char *path, bool explicit, struct config *cfg);
 void config_defaults(struct config *cfg);
+/*
+ * The connection string used when neither database.uri nor CHECKPOINT_DB_URI
+ * is set: CONFIG_DEFAULT_URI, with its host, port, user and database taken
+ * from PGHOST, PGPORT, PGUSER and PGDATABASE where those are set, as every
+ * libpq tool honours them (caller frees).
+ */
+char *config_uri_from_environment(void);
+/* "database.uri in FILE", "CHECKPOINT_DB_URI" or "the built-in default ...", for messages (caller frees). */
+char *config_uri_origin(const struct config *cfg);
 void config_free(struct config *cfg);
 bool config_has_set(const struct config *cfg, const char *name);
+
+/* Each WARNING threshold comes before its CRITICAL one (for free space: above it). */
+bool config_thresholds_ordered(const struct check_thresholds *t);
+/*
+ * Sets the threshold checks.NAME (e.g. "disk_free_warn_pct") in T to V, within
+ * the range the config file allows. 0, or -1 with *WHY set (caller frees).
+ */
+int config_set_threshold(struct check_thresholds *t, const char *name, long long v, char **why);
 
 #endif

@@ -111,8 +111,7 @@ PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
 	*why = NULL;
 	user = PQconninfoParse(cfg->uri, &err);
 	if (user == NULL) {
-		*why = xasprintf("database.uri (or CHECKPOINT_DB_URI) is not a connection string libpq accepts: %s",
-				 err ? err : "out of memory");
+		*why = db_conninfo_error(cfg, err ? err : "out of memory");
 		PQfreemem(err);
 		*rc = EXIT_CONFIG;
 		return NULL;
@@ -132,18 +131,8 @@ PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		char *msg = xstrdup(PQerrorMessage(conn));
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			msg[--len] = '\0';
-		char *target = db_redacted_target(cfg->uri);
-
-		*why = xasprintf("cannot connect to %s: %s", target, msg);
-		free(target);
-		free(msg);
+		*rc = db_explain_failure(cfg, conn, why);
 		PQfinish(conn);
-		*rc = EXIT_UNREACHABLE;
 		return NULL;
 	}
 	*rc = 0;
@@ -157,9 +146,6 @@ PGconn *db_connect(const struct config *cfg, int *rc)
 
 	if (conn == NULL) {
 		log_error("%s", why);
-		if (*rc == EXIT_UNREACHABLE)
-			log_error("check that PostgreSQL runs, that the address, role and database in "
-				  "database.uri (or CHECKPOINT_DB_URI) are right, and that pg_hba.conf admits this client");
 		free(why);
 	}
 	return conn;

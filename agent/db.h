@@ -21,6 +21,16 @@ PGconn *db_connect(const struct config *cfg, int *rc);
 /* Like db_connect, but quiet: the reason goes to *why (caller frees). */
 PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why);
 
+/*
+ * Why the connection CONN failed, with the hint that fits libpq's reason, in
+ * *WHY (caller frees; a second line starts "hint: "). Returns EXIT_CONFIG
+ * when the connection string is wrong (it cannot be parsed, names an
+ * unknown parameter or a bad value), else EXIT_UNREACHABLE. (db_hint.c)
+ */
+int db_explain_failure(const struct config *cfg, PGconn *conn, char **why);
+/* The message for a connection string libpq refuses (MSG is libpq's reason), with where it came from (caller frees). */
+char *db_conninfo_error(const struct config *cfg, const char *msg);
+
 /* "role@host:port/db" of a connection string, without its password: for messages (caller frees). */
 char *db_redacted_target(const char *conninfo);
 

@@ -63,7 +63,7 @@ int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set
 	char *schema, *sql;
 
 	for (int v = 0; v <= latest; v++)
-		entries[v] = (struct ledger_entry){ false, false, NULL };
+		entries[v] = (struct ledger_entry){ false, false, NULL, NULL, NULL, NULL };
 	res = db_query(conn, "SELECT to_regclass(format('%I.ledger', $1::text)) IS NOT NULL", 1, params);
 	if (res == NULL)
 		return -1;
@@ -74,8 +74,9 @@ int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set
 	PQclear(res);
 	if ((schema = db_ident(conn, cfg->agent_schema)) == NULL)
 		return -1;
-	sql = xasprintf("SELECT DISTINCT ON (version) version, direction, checksum FROM %s.ledger "
-			"WHERE set_name = $1 ORDER BY version, id DESC", schema);
+	sql = xasprintf("SELECT DISTINCT ON (version) version, direction, checksum, "
+			"to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), agent_version, host "
+			"FROM %s.ledger WHERE set_name = $1 ORDER BY version, id DESC", schema);
 	PQfreemem(schema);
 	res = db_query(conn, sql, 1, params + 1);
 	free(sql);
@@ -89,13 +90,18 @@ int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set
 		entries[v].present = true;
 		entries[v].up = strcmp(PQgetvalue(res, i, 1), "up") == 0;
 		entries[v].checksum = xstrdup(PQgetvalue(res, i, 2));
+		entries[v].finished_at = xstrdup(PQgetvalue(res, i, 3));
+		entries[v].agent_version = xstrdup(PQgetvalue(res, i, 4));
+		entries[v].host = xstrdup(PQgetvalue(res, i, 5));
 	}
 	PQclear(res);
 	return 0;
 }
 
-void ledger_entries_free(struct ledger_entry *entries, int latest)
+void ledger_entry_free(struct ledger_entry *e)
 {
-	for (int v = 0; v <= latest; v++)
-		free(entries[v].checksum);
+	free(e->checksum);
+	free(e->finished_at);
+	free(e->agent_version);
+	free(e->host);
 }

@@ -26,6 +26,9 @@ struct ledger_entry {
 	bool present;
 	bool up;		/* its direction */
 	char *checksum;
+	char *finished_at;	/* UTC, ISO 8601: 2026-01-31T12:00:00Z */
+	char *agent_version;
+	char *host;
 };
 
 /*
@@ -34,6 +37,7 @@ struct ledger_entry {
  */
 int ledger_last_entries(PGconn *conn, const struct config *cfg, const struct set_def *set, int latest,
 			struct ledger_entry *entries);
-void ledger_entries_free(struct ledger_entry *entries, int latest);
+/* Frees the strings of one entry. */
+void ledger_entry_free(struct ledger_entry *e);
 
 #endif

@@ -3,7 +3,9 @@
  *
  * The options every command accepts (-c/--config, -v/--verbose,
  * -h/--help) may come before or after the command's name, in either
- * spelling (-c FILE, -cFILE, --config FILE, --config=FILE). main.c finds
+ * spelling (-c FILE, -cFILE, --config FILE, --config=FILE), except that
+ * after `check`, a Nagios plugin, -c is its critical threshold (--config
+ * stays). main.c finds
  * them with getopt_long over the command's own options (its command_info),
  * reads the config, and hands the command the rest.
  */
@@ -30,11 +32,12 @@ static const char usage_text[] =
 	"\n"
 	"Commands:\n"
 	"  migrate [--set S] [--to V] [--dry-run]      apply pending versions\n"
-	"  status [--json]                             versions, pending, drift, quarantine\n"
+	"  status [--json] [--exit-code]               versions, pending, drift, quarantine\n"
 	"  verify                                      compare the live schema with its version\n"
 	"  rollback --to V [--set S] [--dry-run] [--purge]\n"
 	"                                              run down files to version V (-1: all)\n"
-	"  check [--format text|json|prometheus]       one health probe, Nagios-style\n"
+	"  check [--format text|json|prometheus] [--only LIST] [--skip LIST] [-w N -c N]\n"
+	"                                              one health probe, a Nagios plugin\n"
 	"  prune [--strategy delete|keep-latest] [--older-than DURATION | --thread ID...]\n"
 	"        [--batch N] [--max-duration SECONDS] [--lock-timeout MS] [--dry-run]\n"
 	"                                              remove old threads (retention)\n"
@@ -43,7 +46,8 @@ static const char usage_text[] =
 	"  help [COMMAND]                              this text, or a command's options\n"
 	"\n"
 	"Options (before or after the command):\n"
-	"  -c, --config=FILE   config file (default " CONFIG_DEFAULT_PATH ")\n"
+	"  -c, --config=FILE   config file (default " CONFIG_DEFAULT_PATH ");\n"
+	"                      after `check`, -c is its critical threshold: use --config\n"
 	"  -v, --verbose       say more\n"
 	"  -h, --help          this text; after a command, that command's help\n"
 	"  -V, --version       the agent's version\n"
@@ -52,7 +56,7 @@ static const char usage_text[] =
 	"Exit codes: 0 ok, 64 usage, 65 schema differs, 69 database unreachable,\n"
 	"70 step failed or refused, 75 lock timeout, 77 no privilege (status,\n"
 	"verify), 78 config error, 130/143 stopped by SIGINT/SIGTERM;\n"
-	"status: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown;\n"
+	"status --exit-code: 1 pending, 2 drift; check: 1 warning, 2 critical, 3 unknown;\n"
 	"prune: 65 a schema version it does not know, 75 another pruner or rows left locked.\n";
 
 /* The commands: each parses its own options; ARGV[0] is its name. */
@@ -60,7 +64,8 @@ static const struct command {
 	const char *name;
 	int (*fn)(const struct config *cfg, int argc, char **argv);
 	const struct command_info *info;	/* NULL: no help, no common options after the name */
-	bool nagios;				/* usage errors exit 3 (UNKNOWN), as plugins do */
+	bool nagios;				/* a Nagios plugin: usage errors exit 3 (UNKNOWN), and
+						   after its name -c is its critical threshold (--config stays) */
 } commands[] = {
 	{ "migrate", cmd_migrate, &migrate_info, false },
 	{ "status", cmd_status, &status_info, false },
@@ -122,8 +127,11 @@ static void common_option(struct invocation *inv, int c, const char *arg)
 	}
 }
 
+/* getopt_long's value for --config when -c is the command's own (a Nagios plugin's critical threshold). */
+#define CONFIG_LONG_ONLY 256
+
 /* The common options and the command's own, as one getopt_long table (caller frees). */
-static struct option *merged_longopts(const struct command_info *info)
+static struct option *merged_longopts(const struct command_info *info, bool own_c)
 {
 	size_t n = 0, k = 0;
 	struct option *all;
@@ -135,6 +143,8 @@ static struct option *merged_longopts(const struct command_info *info)
 		all[k++] = info->longopts[i];
 	for (size_t i = 0; i < 3; i++)		/* config, verbose, help */
 		all[k++] = common_longopts[i];
+	if (own_c)
+		all[n].val = CONFIG_LONG_ONLY;
 	return all;
 }
 
@@ -159,8 +169,9 @@ static void keep_option(struct invocation *inv, int c, const struct option *long
 static int split_command_args(struct invocation *inv, int argc, char **argv)
 {
 	const struct command_info *info = inv->cmd->info;
-	struct option *all = merged_longopts(info);
-	char *shortopts = xasprintf("c:vh%s", info->shortopts);
+	bool own_c = inv->cmd->nagios;
+	struct option *all = merged_longopts(info, own_c);
+	char *shortopts = xasprintf("%svh%s", own_c ? "" : "c:", info->shortopts);
 	int c, idx, rc = 0;
 
 	sl_add(&inv->owned, argv[0]);
@@ -171,7 +182,9 @@ static int split_command_args(struct invocation *inv, int argc, char **argv)
 			rc = cli_bad_option(inv->cmd->name, argv[optind - 1]);
 			break;
 		}
-		if (c == 'c' || c == 'v' || c == 'h')
+		if (c == CONFIG_LONG_ONLY)
+			common_option(inv, 'c', optarg);
+		else if ((c == 'c' && !own_c) || c == 'v' || c == 'h')
 			common_option(inv, c, optarg);
 		else
 			keep_option(inv, c, idx >= 0 ? &all[idx] : NULL, optarg);

@@ -7,11 +7,13 @@
  * one growth figure, never the check.
  */
 #include "check.h"
+#include "config.h"
 #include "log.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,93 @@ void state_put(struct size_state *st, const char *key, long long bytes, long lon
 	}
 	s->bytes = bytes;
 	s->at = at;
+}
+
+/* Makes DIR and its missing parents with MODE (like mkdir -p). 0, or -1 with errno set. */
+static int make_dirs(const char *dir, mode_t mode)
+{
+	char *path = xstrdup(dir);
+	int rc = 0;
+
+	for (char *p = path + 1; rc == 0; p++) {
+		bool end = *p == '\0';
+
+		if (*p != '/' && !end)
+			continue;
+		*p = '\0';
+		if (mkdir(path, mode) == -1 && errno != EEXIST)
+			rc = -1;
+		if (end)
+			break;
+		*p = '/';
+	}
+	free(path);
+	return rc;
+}
+
+/* Can this user keep FILE: its folder made if missing, writable, and FILE readable if it exists? */
+static bool state_place_usable(const char *file, mode_t mode, char **why)
+{
+	const char *slash = strrchr(file, '/');
+	char *dir = slash == NULL ? xstrdup(".") : slash == file ? xstrdup("/") :
+		    xasprintf("%.*s", (int)(slash - file), file);
+	bool ok = true;
+
+	if (access(dir, F_OK) == -1 && make_dirs(dir, mode) == -1) {
+		*why = xasprintf("cannot create the folder %s: %s", dir, strerror(errno));
+		ok = false;
+	} else if (access(dir, W_OK | X_OK) == -1) {
+		*why = xasprintf("this user may not write to %s: %s", dir, strerror(errno));
+		ok = false;
+	} else if (access(file, F_OK) == 0 && access(file, R_OK | W_OK) == -1) {
+		*why = xasprintf("this user may not read and write %s: %s", file, strerror(errno));
+		ok = false;
+	}
+	free(dir);
+	return ok;
+}
+
+/* $XDG_STATE_HOME/checkpoint-agent/state, or ~/.local/state/...; NULL without a home. */
+static char *user_state_file(void)
+{
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+	if (xdg != NULL && xdg[0] == '/')
+		return xasprintf("%s/checkpoint-agent/state", xdg);
+	if (home == NULL || *home == '\0') {
+		struct passwd *pw = getpwuid(getuid());
+
+		home = pw ? pw->pw_dir : NULL;
+	}
+	return home != NULL && *home != '\0' ? xasprintf("%s/.local/state/checkpoint-agent/state", home) : NULL;
+}
+
+char *state_path_resolve(const char *configured, char **note, char **why)
+{
+	char *first = NULL, *second = NULL, *fallback;
+
+	*note = NULL;
+	*why = NULL;
+	if (state_place_usable(configured, 0750, &first))
+		return xstrdup(configured);
+	if (strcmp(configured, CONFIG_DEFAULT_STATE_FILE) != 0) {
+		*why = xasprintf("service.state_file %s cannot be kept: %s; fix the folder's owner or mode, or "
+				 "the setting", configured, first);
+		free(first);
+		return NULL;
+	}
+	fallback = user_state_file();
+	if (fallback != NULL && state_place_usable(fallback, 0700, &second)) {
+		*note = xasprintf("state kept in %s, since %s", fallback, first);
+		free(first);
+		return fallback;
+	}
+	*why = xasprintf("no state file: %s, and %s", first,
+			 second ? second : "this user has no home folder for ~/.local/state");
+	free(first);
+	free(second);
+	free(fallback);
+	return NULL;
 }
 
 /* "BYTES\tTIME\tKEY" into ST; false when the line is not one. */

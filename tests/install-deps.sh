@@ -18,6 +18,8 @@ packages=(
 	valgrind cppcheck clang-tidy shellcheck clang libclang-rt-14-dev strace
 	# checks and benchmarks
 	check-postgres prometheus-postgres-exporter prometheus hyperfine
+	# the Debian package, the man pages, the bash completion (t0003, t4300)
+	debhelper dpkg-dev fakeroot lintian mandoc man-db bash-completion
 )
 
 missing_packages() {

@@ -12,7 +12,8 @@ shell_scripts() {
 	{
 		find "$TL_ROOT" -path "$TL_ROOT/.git" -prune -o -name node_modules -prune -o \
 			-type f -name '*.sh' -print
-		printf '%s\n' "$TL_ROOT/.ci/run"
+		printf '%s\n' "$TL_ROOT/.ci/run" "$TL_ROOT/completion/checkpoint-agent.bash" \
+			"$TL_ROOT"/debian/*.postinst "$TL_ROOT"/debian/*.prerm
 	} | sort
 }
 

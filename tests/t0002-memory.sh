@@ -116,4 +116,29 @@ test_08_asan_run_with_ttl_sweeps() {
 		"$(tl_sql "SELECT count(*) FROM checkpoints WHERE thread_id LIKE 'old-%'")"
 }
 
+# The text and Prometheus reports, --only/--skip/-w/-c, status's table, the
+# connection hints and the state file's fallback to the user's own.
+test_09_asan_reports_options_hints_and_state_fallback() {
+	local port home args
+	home=$(tl_tmpdir)
+	for args in "check" "check --format prometheus" "check --only disk -w 30 -c 10" "check --only disk,size" "check --skip connect,schema" \
+		"status" "status --json --exit-code"; do
+		# shellcheck disable=SC2086 # one option a word
+		HOME=$home run_asan -c "$conf" $args
+		assertTrue "sanitizer report in $args: $TL_ERR" $?
+		assertTrue "$args exit: $TL_RC $TL_ERR" "[ $TL_RC -lt 64 ]"
+	done
+	run_asan -c "$conf" check --only disk --warning 5 -c 10
+	assertTrue "sanitizer report: $TL_ERR" $?
+	assertEquals "a check usage error is UNKNOWN" 3 "$TL_RC"
+	port=$(tl_free_port)
+	CHECKPOINT_DB_URI="postgresql://ai_agent@127.0.0.1:$port,127.0.0.1:$TL_PGPORT/x?sslmode=disable" \
+		HOME=$home run_asan check
+	assertTrue "sanitizer report with the fallback state and a failed connection: $TL_ERR" $?
+	assertEquals "the hint came" 2 "$TL_RC"
+	CHECKPOINT_DB_URI="postgresql://ai_agent@127.0.0.1:$port/x?nonsense=1" HOME=$home run_asan status
+	assertTrue "sanitizer report with a bad connection string: $TL_ERR" $?
+	assertEquals 78 "$TL_RC"
+}
+
 tl_run

@@ -50,12 +50,12 @@ test_04_to_stops_at_the_version_and_status_shows_pending() {
 	tl_agent -c "$conf" migrate --to 4
 	assertEquals "exit code; stderr: $TL_ERR" 0 "$TL_RC"
 	assertEquals "highest version" 4 "$(tl_sql 'SELECT max(v) FROM checkpoint_migrations')"
-	tl_agent -c "$conf" status
-	assertEquals "status exits 1 while versions are pending" 1 "$TL_RC"
+	tl_agent -c "$conf" status --exit-code
+	assertEquals "status --exit-code exits 1 while versions are pending" 1 "$TL_RC"
 	assertContains "$TL_OUT" "pending:  5 6 7 8 9"
 	tl_agent -c "$conf" migrate
-	tl_agent -c "$conf" status
-	assertEquals "status exits 0 once nothing is pending; out: $TL_OUT" 0 "$TL_RC"
+	tl_agent -c "$conf" status --exit-code
+	assertEquals "status --exit-code exits 0 once nothing is pending; out: $TL_OUT" 0 "$TL_RC"
 }
 
 test_05_custom_schema_holds_the_tables() {

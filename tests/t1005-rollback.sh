@@ -78,7 +78,7 @@ test_01_rollback_to_minus_1_removes_the_set() {
 	assertEquals "the ledger records the down steps 9..0, in that order" "9,8,7,6,5,4,3,2,1,0" \
 		"$(tl_sql "SELECT string_agg(version::text, ',' ORDER BY id) FROM checkpoint_agent.ledger
 			WHERE set_name = 'langgraph' AND direction = 'down'")"
-	agent status
+	agent status --exit-code
 	assertEquals "status: everything pending (exit 1): $TL_OUT" 1 "$TL_RC"
 }
 

@@ -56,16 +56,16 @@ test_02_changed_ledger_checksum_is_drift_exit_2() {
 	id=$(last_up_row langgraph 3)
 	old=$(tl_sql "SELECT checksum FROM checkpoint_agent.ledger WHERE id = $id")
 	tl_sql "UPDATE checkpoint_agent.ledger SET checksum = repeat('0', 64) WHERE id = $id" >/dev/null
-	agent status --json
+	agent status --json --exit-code
 	JSON_RC=$TL_RC JSON_OUT=$TL_OUT
-	agent status
+	agent status --exit-code
 	tl_sql "UPDATE checkpoint_agent.ledger SET checksum = '$old' WHERE id = $id" >/dev/null
 	assertEquals "status exits 2 on drift: $TL_OUT" 2 "$TL_RC"
 	assertContains "it names the version and both checksums" "$TL_OUT" \
 		"drift:    v3: the ledger has sha256 $(printf '0%.0s' $(seq 64)), this agent's SQL has $old"
 	assertEquals "status --json exits 2 as well" 2 "$JSON_RC"
 	assertContains "status --json says drift" "$JSON_OUT" '"drift":true}'
-	agent status
+	agent status --exit-code
 	assertEquals "status is 0 again once the checksum is back" 0 "$TL_RC"
 }
 
@@ -75,7 +75,7 @@ test_03_drift_wins_over_pending() {
 	id=$(last_up_row langgraph 2)
 	old=$(tl_sql "SELECT checksum FROM checkpoint_agent.ledger WHERE id = $id")
 	tl_sql "UPDATE checkpoint_agent.ledger SET checksum = 'changed' WHERE id = $id" >/dev/null
-	agent status
+	agent status --exit-code
 	tl_sql "UPDATE checkpoint_agent.ledger SET checksum = '$old' WHERE id = $id" >/dev/null
 	assertEquals "drift (2) is reported even with v9 pending: $TL_OUT" 2 "$TL_RC"
 	agent migrate
@@ -97,7 +97,7 @@ apply_by_hand() {
 test_10_versions_applied_by_setup_show_as_applied_externally() {
 	apply_by_hand "$DB_EXTERNAL" 0 1 2 3 4
 	assertEquals "v0-4 set up by hand" 0 $?
-	tl_agent -c "$WORK/external.conf" status
+	tl_agent -c "$WORK/external.conf" status --exit-code
 	assertEquals "status: pending (1), not drift: $TL_OUT $TL_ERR" 1 "$TL_RC"
 	assertContains "v0-4 are applied externally" "$TL_OUT" \
 		"applied externally (by the application's setup(), not by this agent): 0 1 2 3 4"
@@ -108,7 +108,7 @@ test_11_agent_completes_an_externally_set_up_schema() {
 	tl_agent -c "$WORK/external.conf" migrate
 	assertEquals "migrate exits 0: $TL_ERR" 0 "$TL_RC"
 	assertNotContains "it does not apply v0-4 again" "$TL_ERR" "applying langgraph v4"
-	tl_agent -c "$WORK/external.conf" status
+	tl_agent -c "$WORK/external.conf" status --exit-code
 	assertEquals "status: nothing pending, no drift (0): $TL_OUT" 0 "$TL_RC"
 	assertContains "v0-4 still show as applied externally" "$TL_OUT" "applied externally"
 	tl_agent -c "$WORK/external.conf" verify
@@ -216,7 +216,7 @@ test_30_all_sets_migrate() {
 test_31_all_sets_verify_clean() {
 	tl_agent -c "$WORK/all.conf" verify
 	assertEquals "verify of three sets: $TL_OUT $TL_ERR" 0 "$TL_RC"
-	tl_agent -c "$WORK/all.conf" status
+	tl_agent -c "$WORK/all.conf" status --exit-code
 	assertEquals "status of three sets: $TL_OUT $TL_ERR" 0 "$TL_RC"
 	assertContains "status shows the store set" "$TL_OUT" "set langgraph-store (schema public, versions in store_migrations)"
 	assertContains "status shows the agentos set" "$TL_OUT" "set agentos (schema agentos, versions in agentos_migrations)"
@@ -240,7 +240,7 @@ test_33_store_and_agentos_roll_back_and_forward() {
 		"public.checkpoints" \
 		"$(tl_psql_super -d "$DB_ALL" -c "SELECT string_agg(schemaname || '.' || tablename, ' ' ORDER BY schemaname, tablename)
 			FROM pg_tables WHERE tablename IN ('store', 'store_migrations', 'checkpoints', 'agentos_migrations')")"
-	tl_agent -c "$WORK/all.conf" status
+	tl_agent -c "$WORK/all.conf" status --exit-code
 	assertEquals "status: pending (1): $TL_OUT" 1 "$TL_RC"
 	tl_agent -c "$WORK/all.conf" migrate
 	assertEquals "migrate brings them back: $TL_ERR" 0 "$TL_RC"

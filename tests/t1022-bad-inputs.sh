@@ -139,10 +139,11 @@ test_04_password_files() {
 test_05_connection_strings() {
 	local port
 	port=$(tl_free_port)
-	CHECKPOINT_DB_URI="postgresql://[::1" expect 78 "not a connection string libpq accepts" -c "$CONF" status
+	CHECKPOINT_DB_URI="postgresql://[::1" expect 78 "is not one libpq accepts" -c "$CONF" status
 	CHECKPOINT_DB_URI="$TL_DB_URI?frobnicate=1" expect 78 "frobnicate" -c "$CONF" status
 	CHECKPOINT_DB_URI="host=127.0.0.1 port=" expect 69 "cannot connect" -c "$CONF" status
-	CHECKPOINT_DB_URI="postgresql://$TL_APP_ROLE@127.0.0.1:99999/$TL_APP_DB" expect 69 "99999" -c "$CONF" status
+	# A port no TCP port can be is a bad value in the string: a config error, as libpq says before dialling.
+	CHECKPOINT_DB_URI="postgresql://$TL_APP_ROLE@127.0.0.1:99999/$TL_APP_DB" expect 78 "99999" -c "$CONF" status
 	CHECKPOINT_DB_URI="postgresql://$TL_APP_ROLE@127.0.0.1:$port/$TL_APP_DB" expect 69 "Connection refused" -c "$CONF" status
 	CHECKPOINT_DB_URI="postgresql://$TL_APP_ROLE@127.0.0.1:$TL_PGPORT/nosuchdb" \
 		expect 69 "database \"nosuchdb\" does not exist" -c "$CONF" status
@@ -160,7 +161,7 @@ test_05_connection_strings() {
 
 test_06_environment() {
 	CHECKPOINT_DB_URI="" PGPASSFILE=$TL_PGPASSFILE expect 0 "set langgraph" -c "$CONF" status
-	CHECKPOINT_DB_URI="this is = not a uri" expect 78 "not a connection string libpq accepts" -c "$CONF" status
+	CHECKPOINT_DB_URI="this is = not a uri" expect 78 "is not one libpq accepts" -c "$CONF" status
 	JOURNAL_STREAM="garbage" expect 64 "checkpoint-agent: unknown command" -c "$CONF" frobnicate
 	PGOPTIONS="-c default_transaction_read_only=on" expect 2 "read-only transaction" -c "$CONF" check
 	expect 3 "cannot quote" -c "$(conf quote.conf "database: { uri = \"$TL_DB_URI\"; password_file = \"$TL_PASSWORD_FILE\"; };

@@ -30,7 +30,8 @@ status_of() {
 test_01_healthy_database_is_ok_with_one_line_per_check() {
 	tl_agent -c "$conf" check
 	assertEquals "exit code; out: $TL_OUT; err: $TL_ERR" 0 "$TL_RC"
-	assertEquals "lines" 13 "$(printf '%s\n' "$TL_OUT" | wc -l)"
+	assertEquals "lines: the summary, then one per check" 14 "$(printf '%s\n' "$TL_OUT" | wc -l)"
+	assertEquals "the summary line" "OK - 13 checks OK |" "$(printf '%s\n' "$TL_OUT" | head -n 1 | cut -d' ' -f1-6)"
 	local name
 	for name in connect query writable schema pool_headroom idle_in_transaction long_transactions \
 		lock_waits disk size bloat wraparound backup; do
@@ -59,7 +60,8 @@ test_03_prometheus_passes_promtool() {
 	lint=$(printf '%s\n' "$TL_OUT" | promtool check metrics 2>&1)
 	assertEquals "promtool check metrics says: $lint" 0 $?
 	assertContains "$TL_OUT" '# TYPE checkpoint_agent_check_status gauge'
-	assertContains "$TL_OUT" 'checkpoint_agent_check_status{check="writable"} 0'
+	assertContains "$TL_OUT" 'checkpoint_agent_check_status{check="writable",state="ok"} 1'
+	assertContains "$TL_OUT" 'checkpoint_agent_check_status_code{check="writable"} 0'
 	assertContains "$TL_OUT" 'checkpoint_agent_table_size_bytes{table="public.checkpoints"}'
 	assertEquals "every metric under the prefix" "" \
 		"$(printf '%s\n' "$TL_OUT" | grep -v '^#' | grep -v '^checkpoint_agent_')"
@@ -72,7 +74,7 @@ test_04_unreachable_database_is_critical_and_the_rest_unknown() {
 	write_conf "$conf2" "postgresql://ai_agent@127.0.0.1:$port/langgraph_checkpoints" ""
 	tl_agent -c "$conf2" check
 	assertEquals "exit code; out: $TL_OUT" 2 "$TL_RC"
-	assertEquals "first line is the worst" CRITICAL "$(printf '%s\n' "$TL_OUT" | head -n 1 | awk '{print $1}')"
+	assertEquals "first line: the worst" "CRITICAL - connect:" "$(printf '%s\n' "$TL_OUT" | head -n 1 | awk '{print $1, $2, $3}')"
 	assertEquals "connect" CRITICAL "$(status_of connect)"
 	assertEquals "query" UNKNOWN "$(status_of query)"
 	assertContains "$TL_OUT" "Connection refused"
@@ -117,7 +119,8 @@ test_08_text_lists_the_worst_check_first() {
 	printf 'checks: { wraparound_warn = 1; wraparound_crit = 2000000000; };\n' >>"$conf2"
 	tl_agent -c "$conf2" check
 	assertEquals "exit code; out: $TL_OUT" 1 "$TL_RC"
-	assertEquals "first line" "WARNING wraparound:" "$(printf '%s\n' "$TL_OUT" | head -n 1 | awk '{print $1, $2}')"
+	assertEquals "summary line" "WARNING - wraparound:" "$(printf '%s\n' "$TL_OUT" | head -n 1 | awk '{print $1, $2, $3}')"
+	assertEquals "first check line" "WARNING wraparound:" "$(printf '%s\n' "$TL_OUT" | sed -n 2p | awk '{print $1, $2}')"
 }
 
 tl_run

@@ -173,16 +173,18 @@ open_sessions() {
 test_08_pool_headroom_ok() {
 	check_with ""
 	assertEquals "out: $TL_OUT" OK "$(status_of pool_headroom)"
-	assertContains "$TL_OUT" "1 of 7 usable slots in use"
+	assertContains "the check's own session is not counted" "$TL_OUT" \
+		"0 of 7 usable slots in use besides this check's own session"
 }
 
 test_09_pool_headroom_warning_when_others_leave_little_room() {
-	# The agent and 3 superuser sessions, plus the pools' 2: 6 of 7 usable slots (86%).
+	# 4 superuser sessions plus the pools' 2: 6 of 7 usable slots (86%); the
+	# check's own session does not count (it leaves when the check is done).
 	local i
-	for i in 1 2 3; do
+	for i in 1 2 3 4; do
 		hold_session super "SELECT 1;"
 	done
-	wait_for_sql "SELECT count(*) = 4 FROM pg_stat_activity WHERE usename = 'postgres' AND backend_type = 'client backend'"
+	wait_for_sql "SELECT count(*) = 5 FROM pg_stat_activity WHERE usename = 'postgres' AND backend_type = 'client backend'"
 	check_with ""
 	assertEquals "out: $TL_OUT" WARNING "$(status_of pool_headroom)"
 	assertContains "$TL_OUT" "demand 6 = 4 other sessions + 2 for the pools"
@@ -199,10 +201,10 @@ test_10_pool_headroom_critical_when_the_pools_no_longer_fit() {
 }
 
 test_11_pool_headroom_critical_when_nearly_full() {
-	open_sessions 5
+	open_sessions 6
 	check_with "pool_usage_warn_pct = 50; pool_usage_crit_pct = 80;"
 	assertEquals "out: $TL_OUT" CRITICAL "$(status_of pool_headroom)"
-	assertContains "$TL_OUT" "6 of 7 usable slots in use"
+	assertContains "$TL_OUT" "6 of 7 usable slots in use besides this check's own session"
 	assertContains "$TL_OUT" "86% of the usable slots"
 }
 

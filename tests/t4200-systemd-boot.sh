@@ -189,9 +189,9 @@ app_schema_version() {
 		tc_exec cat /run/app-schema-version
 }
 
-# pending_status: the agent's `status` exit code (0 = nothing pending).
+# pending_status: the agent's `status --exit-code` exit code (0 = nothing pending).
 pending_status() {
-	tc_exec "$AGENT" -c "$CONF" status >/dev/null 2>&1
+	tc_exec "$AGENT" -c "$CONF" status --exit-code >/dev/null 2>&1
 	echo "$?"
 }
 

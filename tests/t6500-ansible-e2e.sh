@@ -218,7 +218,7 @@ test_01_first_run_converges() {
 	assertEquals "LangGraph schema version" 9 \
 		"$(psql_in 5432 langgraph_checkpoints 'SELECT max(v) FROM public.checkpoint_migrations')"
 	assertEquals "the agent's status" 0 \
-		"$(tc_exec /usr/local/bin/checkpoint-agent -c /etc/checkpoint-agent/agent.conf status >/dev/null 2>&1; echo $?)"
+		"$(tc_exec /usr/local/bin/checkpoint-agent -c /etc/checkpoint-agent/agent.conf status --exit-code >/dev/null 2>&1; echo $?)"
 	assertEquals "mount drop-in" "RequiresMountsFor=/mnt/data" \
 		"$(tc_exec grep '^RequiresMountsFor=' /etc/systemd/system/postgresql@.service.d/require-data-mount.conf)"
 	assertEquals "credentials file mode and owner" "600 root" \

@@ -320,6 +320,10 @@ defaults from provision/defaults.env):
   --agent-password-file FILE [CPA_AGENT_PASSWORD_FILE=$CPA_AGENT_PASSWORD_FILE]
   --agent-user NAME       [CPA_AGENT_USER=$CPA_AGENT_USER]
   --prefix DIR            where the agent is installed [CPA_PREFIX=$CPA_PREFIX]
+  --agent-deb FILE        install the agent from this .deb (built with
+                          dpkg-buildpackage) instead of building it here, so
+                          the server needs no compiler; the prefix is /usr
+                          [CPA_AGENT_DEB]
   --state-dir DIR         provisioning records [CPA_STATE_DIR=$CPA_STATE_DIR]
   --space-margin PCT      free space required beyond the data size
                           [CPA_SPACE_MARGIN_PERCENT=$CPA_SPACE_MARGIN_PERCENT]
@@ -430,7 +434,7 @@ cpa_parse_options() {
 			--prefix | --state-dir | --space-margin | --password-file | --agent-role | --tls-cert | --tls-key | \
 			--tls-ca | --public-host | --remote-env-file | --apt-cache-valid-time | --backup-repo | --backup-stanza | \
 			--backup-full-schedule | --backup-diff-schedule | --drill-schedule | --backup-interval-hours | \
-			--backup-retention | --archive-timeout | --backup-status-dir)
+			--backup-retention | --archive-timeout | --backup-status-dir | --agent-deb)
 			if ! take_value "$@"; then shift; fi
 			case "$opt" in
 			--pg-version) CPA_PG_VERSION=$val ;;
@@ -472,6 +476,7 @@ cpa_parse_options() {
 			--backup-retention) CPA_BACKUP_RETENTION_FULL=$val ;;
 			--archive-timeout) CPA_ARCHIVE_TIMEOUT=$val ;;
 			--backup-status-dir) CPA_BACKUP_STATUS_DIR=$val ;;
+			--agent-deb) CPA_AGENT_DEB=$val ;;
 			esac
 			;;
 		--retention | --retention-strategy)
@@ -521,6 +526,7 @@ cpa_finish_settings() {
 		CPA_DATA_DIR=$CPA_DATA_ROOT/postgresql/$CPA_PG_VERSION/$CPA_PG_CLUSTER
 	fi
 	CPA_AGENT_CONFIG=$CPA_CONFIG_DIR/agent.conf
+	cpa_finish_agent_deb
 	CPA_AGENT_BIN=$CPA_PREFIX/bin/checkpoint-agent
 	CPA_PG_CONF_DIR=/etc/postgresql/$CPA_PG_VERSION/$CPA_PG_CLUSTER
 	CPA_PG_BIN=/usr/lib/postgresql/$CPA_PG_VERSION/bin
@@ -528,7 +534,7 @@ cpa_finish_settings() {
 	export CPA_DATA_DIR CPA_AGENT_CONFIG CPA_AGENT_BIN CPA_PG_CONF_DIR CPA_PG_BIN CPA_PG_UNIT \
 		CPA_DRY_RUN CPA_REMOVE_OLD CPA_REQUIRE_MOUNT CPA_PASSWORD_SOURCE CPA_ALLOWED_CIDRS \
 		CPA_DATA_ROOT CPA_LISTEN_ADDRESSES CPA_DB_ROLE CPA_DB_NAME CPA_DB_SCHEMA CPA_SETS \
-		CPA_POOL_SIZE CPA_POOL_INSTANCES CPA_PG_VERSION CPA_PG_CLUSTER CPA_PG_PORT \
+		CPA_POOL_SIZE CPA_POOL_INSTANCES CPA_PG_VERSION CPA_PG_CLUSTER CPA_PG_PORT CPA_AGENT_DEB \
 		CPA_AGENT_DB_ROLE CPA_TLS_CERT_FILE CPA_TLS_KEY_FILE CPA_TLS_CA_FILE CPA_DB_PUBLIC_HOST \
 		CPA_REMOTE_ENV_FILE CPA_APT_CACHE_VALID_TIME
 
@@ -609,6 +615,25 @@ cpa_check_retention() {
 	export CPA_RETENTION CPA_RETENTION_STRATEGY CPA_RETENTION_SWEEP_INTERVAL CPA_RETENTION_SWEEP_LIMIT
 }
 
+# cpa_finish_agent_deb: with --agent-deb, the package file as an absolute
+# path (apt-get installs a local file only by path), and the package's prefix.
+cpa_finish_agent_deb() {
+	CPA_AGENT_DEB=${CPA_AGENT_DEB:-}
+	[ -n "$CPA_AGENT_DEB" ] || return 0
+	if ! [ -f "$CPA_AGENT_DEB" ] || ! [ -r "$CPA_AGENT_DEB" ]; then
+		cpa_usage_error "--agent-deb: $CPA_AGENT_DEB is not a readable file"
+	fi
+	case "$CPA_AGENT_DEB" in
+	*.deb) ;;
+	*) cpa_usage_error "--agent-deb: $CPA_AGENT_DEB is not a .deb file" ;;
+	esac
+	CPA_AGENT_DEB=$(realpath -- "$CPA_AGENT_DEB")
+	case "$CPA_AGENT_DEB" in
+	*[[:space:]\'\"\\]*) cpa_usage_error "--agent-deb: the path must not contain spaces, quotes or backslashes: $CPA_AGENT_DEB" ;;
+	esac
+	CPA_PREFIX=/usr
+}
+
 cpa_check_uint() {
 	local what=$1 value=$2 min=$3 max=$4
 	if ! [[ "$value" =~ ^[0-9]{1,9}$ ]] || [ "$value" -lt "$min" ] || [ "$value" -gt "$max" ]; then
@@ -649,8 +674,9 @@ cpa_show_config() {
 	for k in "${CPA_SETTING_KEYS[@]}" CPA_DATA_DIR; do
 		printf '%s=%s\n' "$k" "${!k}"
 	done | awk '!seen[$0]++'
-	printf 'dry_run=%s remove_old=%s require_mount=%s password_file=%s\n' \
-		"$CPA_DRY_RUN" "$CPA_REMOVE_OLD" "$CPA_REQUIRE_MOUNT" "${CPA_PASSWORD_SOURCE:-<stored or generated>}"
+	printf 'dry_run=%s remove_old=%s require_mount=%s password_file=%s agent_deb=%s\n' \
+		"$CPA_DRY_RUN" "$CPA_REMOVE_OLD" "$CPA_REQUIRE_MOUNT" "${CPA_PASSWORD_SOURCE:-<stored or generated>}" \
+		"${CPA_AGENT_DEB:-<built from this checkout>}"
 }
 
 # cpa_init NAME ARGS...: what a step script does first.

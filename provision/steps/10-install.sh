@@ -4,7 +4,8 @@
 # after an apt-get update when the package lists are older than
 # CPA_APT_CACHE_VALID_TIME),
 # then builds the agent from this repository checkout and installs it when
-# the built binary differs from the installed one. A re-run installs nothing.
+# the built binary differs from the installed one. With --agent-deb FILE it
+# installs that package instead, and no compiler. A re-run installs nothing.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -12,8 +13,9 @@ set -euo pipefail
 # The packages: the server and contrib modules (the distribution's default
 # version and the configured one), and the agent's build dependencies.
 install_package_list() {
-	printf '%s\n' postgresql postgresql-contrib "postgresql-$CPA_PG_VERSION" \
-		build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
+	printf '%s\n' postgresql postgresql-contrib "postgresql-$CPA_PG_VERSION"
+	[ -n "$CPA_AGENT_DEB" ] ||
+		printf '%s\n' build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
 }
 
 missing_packages() {
@@ -134,11 +136,51 @@ install_agent() {
 	cpa_changed "installed the agent at $CPA_AGENT_BIN (sha256 ${new:0:12}${old:+, was ${old:0:12}}): $("$CPA_AGENT_BIN" --version 2>/dev/null | head -n 1)"
 }
 
+# deb_binary_sha256 FILE: the SHA-256 of the agent inside the package FILE.
+deb_binary_sha256() {
+	dpkg-deb --fsys-tarfile "$1" | tar -xOf - ./usr/bin/checkpoint-agent | sha256sum | cut -d' ' -f1
+}
+
+# install_agent_deb: the package given with --agent-deb, only when its version
+# or its binary differs from what is installed. apt-get resolves its
+# dependencies (libpq5, libconfig9).
+install_agent_deb() {
+	local deb=$CPA_AGENT_DEB name version installed new old
+	name=$(dpkg-deb -f "$deb" Package 2>/dev/null) ||
+		cpa_die "$CPA_EX_CONFIG" "$deb is not a Debian package" "Build one with dpkg-buildpackage -us -uc -b (README.md)."
+	[ "$name" = checkpoint-agent ] ||
+		cpa_die "$CPA_EX_CONFIG" "$deb holds the package $name, not checkpoint-agent" "Give the checkpoint-agent_*.deb."
+	version=$(dpkg-deb -f "$deb" Version)
+	installed=$(dpkg-query -W -f '${Status} ${Version}' checkpoint-agent 2>/dev/null || true)
+	new=$(deb_binary_sha256 "$deb")
+	old=
+	[ -f "$CPA_AGENT_BIN" ] && old=$(sha256sum <"$CPA_AGENT_BIN" | cut -d' ' -f1)
+	if [ "$installed" = "install ok installed $version" ] && [ "$new" = "$old" ]; then
+		cpa_unchanged "checkpoint-agent $version installed from its package (sha256 ${new:0:12})"
+		return 0
+	fi
+	if [ "$CPA_DRY_RUN" = 1 ]; then
+		cpa_changed "apt-get install $deb (checkpoint-agent $version)"
+		return 0
+	fi
+	# --reinstall: the same version with another build is installed again.
+	apt_install --reinstall "$deb" ||
+		cpa_die "$CPA_EX_UNAVAILABLE" "apt-get install $deb failed" "The apt output above says why."
+	cpa_changed "installed checkpoint-agent $version from $deb at $CPA_AGENT_BIN (sha256 ${new:0:12})"
+	if [ -e /usr/local/bin/checkpoint-agent ]; then
+		cpa_warn "an agent built from source is still at /usr/local/bin/checkpoint-agent and comes first in PATH; remove it (make uninstall in its checkout)"
+	fi
+}
+
 main() {
 	cpa_init_step install "$@"
 	install_missing_packages
-	build_agent
-	install_agent
+	if [ -n "$CPA_AGENT_DEB" ]; then
+		install_agent_deb
+	else
+		build_agent
+		install_agent
+	fi
 }
 
 main "$@"

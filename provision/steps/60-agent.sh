@@ -104,10 +104,33 @@ render_unit() {
 	done <"$1"
 }
 
+# packaged_units: true when the agent comes from its package (--agent-deb),
+# whose units in /lib/systemd/system name /usr/bin and /etc/checkpoint-agent:
+# then only the drop-ins are provisioning's, unless the config lives elsewhere.
+packaged_units() {
+	[ -n "$CPA_AGENT_DEB" ] && [ "$CPA_AGENT_CONFIG" = /etc/checkpoint-agent/agent.conf ]
+}
+
+# remove_shadowing_units: copies in /etc/systemd/system (from an install from
+# source) would hide the package's units.
+remove_shadowing_units() {
+	local u
+	for u in checkpoint-agent.service checkpoint-agent-migrate.service; do
+		[ -e "$UNIT_DIR/$u" ] || continue
+		cpa_run rm -f "$UNIT_DIR/$u"
+		cpa_changed "removed $UNIT_DIR/$u: the package's unit in /lib/systemd/system takes over"
+		UNITS_CHANGED=1
+	done
+}
+
 install_units() {
 	local src rel content rc
 	local -a units=(checkpoint-agent.service checkpoint-agent-migrate.service
 		checkpoint-agent.service.d/postgresql-cluster.conf)
+	if packaged_units; then
+		units=(checkpoint-agent.service.d/postgresql-cluster.conf)
+		remove_shadowing_units
+	fi
 	for rel in "${units[@]}"; do
 		src=$CPA_REPO_DIR/systemd/$rel
 		[ -r "$src" ] || cpa_die "$CPA_EX_CONFIG" "$src is missing" "It ships with the repository (systemd/)."
@@ -136,8 +159,8 @@ install_units() {
 # does not exist yet, under --dry-run, counts as empty).
 inputs_checksum() {
 	local f
-	for f in "$CPA_AGENT_BIN" "$CPA_AGENT_CONFIG" "$CPA_AGENT_PASSWORD_FILE" \
-		"$UNIT_DIR/$SERVICE" "$UNIT_DIR/checkpoint-agent.service.d/postgresql-cluster.conf"; do
+	for f in "$CPA_AGENT_BIN" "$CPA_AGENT_CONFIG" "$CPA_AGENT_PASSWORD_FILE" "$UNIT_DIR/$SERVICE" \
+		"/lib/systemd/system/$SERVICE" "$UNIT_DIR/checkpoint-agent.service.d/postgresql-cluster.conf"; do
 		if [ -f "$f" ]; then sha256sum <"$f"; else echo "absent $f"; fi
 	done | sha256sum | cut -d' ' -f1
 }
@@ -212,7 +235,7 @@ run_without_systemd() {
 	else
 		cpa_cluster_start
 		cpa_wait_ready 60 || cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL does not accept connections"
-		run_agent status >/dev/null 2>&1 || rc=$?
+		run_agent status --exit-code >/dev/null 2>&1 || rc=$?
 		case "$rc" in
 		0) cpa_unchanged "schema up to date (checkpoint-agent status)" ;;
 		1)

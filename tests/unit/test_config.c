@@ -97,12 +97,51 @@ static void environment_overrides_uri(void)
 	config_free(&c);
 }
 
+static void unset_pg_environment(void)
+{
+	unsetenv("CHECKPOINT_DB_URI");
+	unsetenv("PGHOST");
+	unsetenv("PGPORT");
+	unsetenv("PGUSER");
+	unsetenv("PGDATABASE");
+}
+
+/* Without database.uri and CHECKPOINT_DB_URI, PGHOST and friends replace parts of the default. */
+static void pg_environment_without_uri(void)
+{
+	struct config c;
+
+	unset_pg_environment();
+	CHECK(config_load("/nonexistent/agent.conf", false, &c) == 0);
+	CHECK_STR(c.uri, CONFIG_DEFAULT_URI);
+	CHECK(c.uri_from == URI_DEFAULT);
+	config_free(&c);
+
+	setenv("PGHOST", "/run/post'gres", 1);
+	setenv("PGUSER", "alice", 1);
+	CHECK(config_load("/nonexistent/agent.conf", false, &c) == 0);
+	CHECK_STR(c.uri, "host='/run/post\\'gres' port='5432' user='alice' dbname='langgraph_checkpoints'");
+	config_free(&c);
+
+	/* A configured uri wins over them, and CHECKPOINT_DB_URI over both. */
+	CHECK(load_text("database: { uri = \"postgresql://file@h/db\"; };\n", &c) == 0);
+	CHECK_STR(c.uri, "postgresql://file@h/db");
+	CHECK(c.uri_from == URI_FILE);
+	config_free(&c);
+	setenv("CHECKPOINT_DB_URI", "postgresql://env@h/db", 1);
+	CHECK(config_load("/nonexistent/agent.conf", false, &c) == 0);
+	CHECK_STR(c.uri, "postgresql://env@h/db");
+	CHECK(c.uri_from == URI_ENV);
+	config_free(&c);
+	unset_pg_environment();
+}
+
 /* The shipped example parses, and its values are the built-in defaults. */
 static void example_is_valid_and_matches_defaults(void)
 {
 	struct config c, d;
 
-	unsetenv("CHECKPOINT_DB_URI");
+	unset_pg_environment();
 	CHECK(config_load("agent/agent.conf.example", true, &c) == 0);
 	config_defaults(&d);
 	CHECK_STR(c.uri, d.uri);
@@ -120,5 +159,6 @@ const struct unit_test config_tests[] = {
 	{ "config: settings are read", reads_settings },
 	{ "config: bad input is refused", refuses_bad_input },
 	{ "config: CHECKPOINT_DB_URI overrides", environment_overrides_uri },
+	{ "config: PGHOST, PGPORT, PGUSER, PGDATABASE without a uri", pg_environment_without_uri },
 	{ NULL, NULL }
 };
