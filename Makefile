@@ -2,6 +2,7 @@
 #
 #   make                 build agent/checkpoint-agent
 #   make test            install what is missing, build, run every suite
+#   make test-ha         the opt-in three-node Patroni suite t6600 (timeout 1800 s)
 #   make sanitize        build with ASan+UBSan and run the unit, migration and check suites with it
 #   make valgrind        every command once under valgrind (the suite t0002)
 #   make lint            cppcheck, clang-tidy, shellcheck and a warning-free build (the suite t0001)
@@ -26,9 +27,9 @@ UNITDIR     ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,/etc/systemd/sy
 DESTDIR     ?=
 
 CC          ?= cc
-PKGS        := libpq libconfig libsystemd json-c
+PKGS        := libpq libconfig libsystemd libmicrohttpd json-c
 # The Debian package that brings each pkg-config module, for the message when one is missing.
-PKG_DEBS    := libpq=libpq-dev libconfig=libconfig-dev libsystemd=libsystemd-dev json-c=libjson-c-dev
+PKG_DEBS    := libpq=libpq-dev libconfig=libconfig-dev libsystemd=libsystemd-dev libmicrohttpd=libmicrohttpd-dev json-c=libjson-c-dev
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION     := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -57,7 +58,7 @@ FUZZ_BINS    := $(FUZZERS:%=tests/fuzz/fuzz_%)
 FUZZ_CFLAGS  := $(BASE_CFLAGS) -Wno-format-nonliteral -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all
 
-.PHONY: all test deps build-deps sanitize valgrind lint fuzz fuzzers install uninstall clean
+.PHONY: test-ha all test deps build-deps sanitize valgrind lint fuzz fuzzers install uninstall clean
 
 all: agent/checkpoint-agent tests/unit/run-unit tests/tools/notify-listen
 
@@ -129,6 +130,11 @@ deps:
 test: deps
 	$(MAKE) all
 	tests/run.sh $(SUITES)
+
+# The suites marked opt-in (the three-node Patroni cluster), with a longer timeout.
+test-ha: deps
+	$(MAKE) all
+	TL_HA=1 TL_SUITE_TIMEOUT=$${TL_SUITE_TIMEOUT:-1800} tests/run.sh t6600
 
 sanitize: deps agent/checkpoint-agent-asan tests/unit/run-unit-asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

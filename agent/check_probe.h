@@ -101,6 +101,8 @@ void check_wraparound(struct probe *p, struct check_result *r);
 void check_size(struct probe *p, struct check_result *r);
 /* check_disk.c */
 void check_disk(struct probe *p, struct check_result *r);
+/* check_replication.c */
+void check_replication(struct probe *p, struct check_result *r);
 /* check_bloat.c */
 void check_bloat(struct probe *p, struct check_result *r);
 /* check_backup.c */

@@ -12,6 +12,7 @@
 #include "check_probe.h"
 #include "db.h"
 #include "db_role.h"
+#include "leader.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -34,8 +35,9 @@ void checks_set_tick(check_tick_fn fn)
  * login role, which pg_monitor lets see every session.
  *
  * gates: the check counts for the service's readiness (READY=1 waits until no
- * such check is CRITICAL). A stale backup or a failing WAL archive is an alarm,
- * not a reason to keep the applications down: `backup` does not gate.
+ * such check is CRITICAL). A stale backup, a failing WAL archive, a missing
+ * synchronous standby or a lagging replica is an alarm, not a reason to keep
+ * the applications down: `backup` and `replication` do not gate.
  */
 static const struct {
 	const char *name;
@@ -55,13 +57,14 @@ static const struct {
 	{ "bloat", check_bloat, false, false },
 	{ "wraparound", check_wraparound, false, true },
 	{ "backup", check_backup, false, false },
+	{ "replication", check_replication, false, false },
 };
 
 /* A check that cannot run for want of a connection. */
 static void check_without_connection(struct probe *p, struct check_result *r, check_fn fn)
 {
-	if (fn == check_disk) {
-		check_disk(p, r);
+	if (fn == check_disk || (fn == check_replication && node_uri_set(p->cfg))) {
+		fn(p, r);
 	} else if (fn == check_pool && slots_exhausted(p->cc->connect_error)) {
 		result_set(r, CHECK_CRITICAL, "no connection slot is free for the application role: %s",
 			   p->cc->connect_error);
@@ -100,6 +103,20 @@ static void run_as_owner(struct probe *p, struct check_result *r, check_fn fn)
 		log_warning("cannot go back from the owner role with RESET ROLE: %s", why);
 		free(why);
 	}
+}
+
+/*
+ * The checks' own commits (the heartbeat) do not wait for synchronous
+ * standbys: a missing one would hang the run, which statement_timeout does
+ * not end. The replication check reports a missing synchronous standby.
+ */
+static void commit_locally(PGconn *conn)
+{
+	PGresult *res = PQexec(conn, "SET synchronous_commit = local");
+
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warning("cannot set synchronous_commit for the checks: %s", PQerrorMessage(conn));
+	PQclear(res);
 }
 
 /*
@@ -212,6 +229,7 @@ void checks_run_some(const struct config *cfg, const struct check_conn *cc, cons
 		const char *host = PQhost(p.conn);
 
 		reset_transaction(p.conn);
+		commit_locally(p.conn);
 		p.db_key = xasprintf("%s:%s/%s", host && *host ? host : "localhost", PQport(p.conn), PQdb(p.conn));
 		state_open(&p);
 		prefetch(&p);

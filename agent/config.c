@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "agent.h"
+#include "http.h"
 #include "duration.h"
 #include "log.h"
 #include "util.h"
@@ -24,6 +25,7 @@ void config_defaults(struct config *c)
 	c->statement_timeout = 5000;
 	c->application_name = xstrdup("checkpoint-agent");
 	c->owner_role = xstrdup("");
+	c->node_uri = xstrdup("");
 	c->sets = xcalloc(1, sizeof(char *));
 	c->sets[0] = xstrdup("langgraph");
 	c->nsets = 1;
@@ -38,6 +40,7 @@ void config_defaults(struct config *c)
 	c->state_file = xstrdup(CONFIG_DEFAULT_STATE_FILE);
 	c->metrics_file = xstrdup("");
 	c->data_directory = xstrdup("");
+	c->http_listen = xstrdup("");
 	c->backup_info_file = xstrdup("");
 	c->backup_drill_file = xstrdup("");
 	c->backup_repo_path = xstrdup("");
@@ -56,6 +59,9 @@ void config_defaults(struct config *c)
 		.pool_usage_warn_pct = 80, .pool_usage_crit_pct = 95,
 		.wraparound_warn = 500000000LL, .wraparound_crit = 1000000000LL,
 		.growth_warn_mb = 1024, .growth_crit_mb = 10240,
+		.sync_standbys_min = 0,
+		.replication_lag_warn_bytes = 16LL << 20, .replication_lag_crit_bytes = 256LL << 20,
+		.replication_lag_warn_s = 10, .replication_lag_crit_s = 60,
 		.dead_tuples_warn_pct = 30, .dead_tuples_crit_pct = 60, .dead_tuples_min = 10000,
 		.vacuum_age_warn_s = 86400, .vacuum_age_crit_s = 7LL * 86400,
 		.backup_age_warn_pct = 150, .backup_age_crit_pct = 300,
@@ -85,6 +91,8 @@ void config_free(struct config *c)
 	free(c->state_file);
 	free(c->metrics_file);
 	free(c->data_directory);
+	free(c->node_uri);
+	free(c->http_listen);
 	free(c->retention_strategy);
 	free(c->backup_info_file);
 	free(c->backup_drill_file);
@@ -123,6 +131,7 @@ static const struct option options[] = {
 	{ "database", "statement_timeout", K_INT, OFF(statement_timeout), 10, 3600000 },
 	{ "database", "application_name", K_STRING, OFF(application_name), 0, 0 },
 	{ "database", "owner_role", K_STRING, OFF(owner_role), 0, 0 },
+	{ "database", "node_uri", K_STRING, OFF(node_uri), 0, 0 },
 	{ "migrations", "sets", K_SETS, OFF(sets), 0, 0 },
 	{ "migrations", "schema", K_STRING, OFF(schema), 0, 0 },
 	{ "migrations", "agentos_schema", K_STRING, OFF(agentos_schema), 0, 0 },
@@ -135,6 +144,7 @@ static const struct option options[] = {
 	{ "service", "state_file", K_STRING, OFF(state_file), 0, 0 },
 	{ "service", "metrics_file", K_STRING, OFF(metrics_file), 0, 0 },
 	{ "service", "data_directory", K_STRING, OFF(data_directory), 0, 0 },
+	{ "service", "http_listen", K_STRING, OFF(http_listen), 0, 0 },
 	{ "backup", "info_file", K_STRING, OFF(backup_info_file), 0, 0 },
 	{ "backup", "drill_file", K_STRING, OFF(backup_drill_file), 0, 0 },
 	{ "backup", "repo_path", K_STRING, OFF(backup_repo_path), 0, 0 },
@@ -162,6 +172,11 @@ static const struct option options[] = {
 	{ "checks", "wraparound_crit", K_INT64, CHK(wraparound_crit), 1, 2147483647LL },
 	{ "checks", "growth_warn_mb", K_INT64, CHK(growth_warn_mb), 1, 1LL << 40 },
 	{ "checks", "growth_crit_mb", K_INT64, CHK(growth_crit_mb), 1, 1LL << 40 },
+	{ "checks", "sync_standbys_min", K_INT, CHK(sync_standbys_min), 0, 100 },
+	{ "checks", "replication_lag_warn_bytes", K_INT64, CHK(replication_lag_warn_bytes), 0, 1LL << 50 },
+	{ "checks", "replication_lag_crit_bytes", K_INT64, CHK(replication_lag_crit_bytes), 0, 1LL << 50 },
+	{ "checks", "replication_lag_warn_s", K_INT, CHK(replication_lag_warn_s), 0, 864000 },
+	{ "checks", "replication_lag_crit_s", K_INT, CHK(replication_lag_crit_s), 0, 864000 },
 	{ "checks", "dead_tuples_warn_pct", K_INT, CHK(dead_tuples_warn_pct), 0, 100 },
 	{ "checks", "dead_tuples_crit_pct", K_INT, CHK(dead_tuples_crit_pct), 0, 100 },
 	{ "checks", "dead_tuples_min", K_INT64, CHK(dead_tuples_min), 0, 1LL << 40 },
@@ -351,7 +366,9 @@ bool config_thresholds_ordered(const struct check_thresholds *t)
 	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
 	    t->growth_warn_mb > t->growth_crit_mb || t->dead_tuples_warn_pct > t->dead_tuples_crit_pct ||
 	    t->vacuum_age_warn_s > t->vacuum_age_crit_s || t->backup_age_warn_pct > t->backup_age_crit_pct ||
-	    t->archive_age_warn_s > t->archive_age_crit_s);
+	    t->archive_age_warn_s > t->archive_age_crit_s ||
+	    t->replication_lag_warn_bytes > t->replication_lag_crit_bytes ||
+	    t->replication_lag_warn_s > t->replication_lag_crit_s);
 }
 
 int config_set_threshold(struct check_thresholds *t, const char *name, long long v, char **why)
@@ -487,6 +504,8 @@ int config_load(const char *path, bool explicit, struct config *c)
 		config_destroy(&lc);
 		if (rc == 0)
 			rc = check_consistency(path, c);
+		if (rc == 0)
+			rc = http_listen_check(path, c->http_listen);
 		if (rc == 0)
 			rc = check_retention(path, c);
 		if (rc != 0)

@@ -34,6 +34,10 @@ struct check_thresholds {
 	int pool_usage_warn_pct, pool_usage_crit_pct;
 	long long wraparound_warn, wraparound_crit;
 	long long growth_warn_mb, growth_crit_mb;	/* table growth, MiB per hour */
+	/* replication (check_replication.c) */
+	int sync_standbys_min;			/* fewer synchronous standbys: CRITICAL */
+	long long replication_lag_warn_bytes, replication_lag_crit_bytes;
+	int replication_lag_warn_s, replication_lag_crit_s;
 	int backup_age_warn_pct, backup_age_crit_pct;	/* newest backup's age, % of backup.interval_hours */
 	int archive_age_warn_s, archive_age_crit_s;	/* last archived segment, while one waits */
 	int drill_age_warn_days;			/* the last restore drill */
@@ -53,6 +57,7 @@ struct config {
 	int statement_timeout;		/* milliseconds */
 	char *application_name;
 	char *owner_role;		/* SET ROLE to it for the schema's work; "" = the login role */
+	char *node_uri;			/* this node's server, for the role-aware checks; "" = uri */
 
 	/* migrations */
 	char **sets;
@@ -72,6 +77,7 @@ struct config {
 	char *state_file;
 	char *metrics_file;
 	char *data_directory;
+	char *http_listen;		/* "address:port" of the HTTP listener; "" = off */
 
 	/* backup (pgBackRest): what the backup check reads; empty info_file: not configured */
 	char *backup_info_file;

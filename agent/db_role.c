@@ -59,17 +59,26 @@ int db_leave_owner(PGconn *conn, const struct config *cfg, char **why)
 	return exec_role_statement(conn, "RESET ROLE", why);
 }
 
+int db_owner_or_code(PGconn *conn, const struct config *cfg)
+{
+	char *why = NULL;
+	int rc;
+
+	if (db_become_owner(conn, cfg, &why) == 0)
+		return 0;
+	log_error("%s", why);
+	free(why);
+	rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_CONFIG;
+	return rc;
+}
+
 PGconn *db_connect_owner(const struct config *cfg, int *rc)
 {
 	PGconn *conn = db_connect(cfg, rc);
-	char *why = NULL;
 
 	if (conn == NULL)
 		return NULL;
-	if (db_become_owner(conn, cfg, &why) != 0) {
-		log_error("%s", why);
-		free(why);
-		*rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_CONFIG;
+	if ((*rc = db_owner_or_code(conn, cfg)) != 0) {
 		PQfinish(conn);
 		return NULL;
 	}

@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "db.h"
 #include "db_role.h"
+#include "leader.h"
 #include "ledger.h"
 #include "lock.h"
 #include "log.h"
@@ -254,11 +255,30 @@ int migrate_own_set(struct step_ctx *ctx, PGconn *conn)
 	return migrate_set(ctx, conn, &agent_set, set_latest(&agent_set), false, true);
 }
 
+/* A standby cannot take a migration: 0 on a leader, else EXIT_LOCK (or 69/70) with the reason. */
+static int refuse_standby(PGconn *conn)
+{
+	int standby = leader_is_standby(conn);
+	char *where;
+
+	if (standby == 0)
+		return 0;
+	if (standby < 0)
+		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+	where = leader_address(conn);
+	log_error("%s is a standby (read-only): migrations run only on the leader; point database.uri at the "
+		  "cluster with target_session_attrs=read-write", where);
+	free(where);
+	return EXIT_LOCK;
+}
+
 int migrate_apply(struct step_ctx *ctx, PGconn *conn, const struct migrate_opts *o)
 {
 	const struct config *cfg = ctx->cfg;
 	int rc;
 
+	if (!o->dry_run && (rc = refuse_standby(conn)) != 0)
+		return rc;
 	if (!o->dry_run && (rc = lock_acquire(ctx, conn)) != 0)
 		return rc;
 	if (!o->dry_run && step_prepare_session(conn) != 0) {
@@ -282,7 +302,10 @@ static const char migrate_help[] =
 	"usage: checkpoint-agent migrate [--set S] [--to V] [--dry-run]\n"
 	"\n"
 	"Applies the pending versions of the configured sets (migrations.sets), and\n"
-	"of the agent's own set, under the migration lock.\n"
+	"of the agent's own set, under the migration lock. It runs on the leader\n"
+	"only: reaching a standby (a replica of a Patroni cluster), it reconnects\n"
+	"every second for up to migrations.lock_timeout, following a multi-host\n"
+	"database.uri to a new leader, then exits 75 (--dry-run reads a standby).\n"
 	"\n"
 	"Options:\n"
 	"  -s, --set=S      only set S (langgraph, langgraph-store or agentos)\n"
@@ -291,7 +314,8 @@ static const char migrate_help[] =
 	"  -c, --config=FILE, -v, --verbose, -h, --help   as for every command\n"
 	"\n"
 	"Exit: 0 applied (or nothing to apply), 64 usage, 69 unreachable, 70 a step\n"
-	"failed (nothing of it committed), 75 lock timeout, 78 config, 130/143 stopped\n"
+	"failed (nothing of it committed), 75 lock timeout or no leader within it,\n"
+	"78 config, 130/143 stopped\n"
 	"by SIGINT/SIGTERM (the running step rolled back).\n";
 
 static const struct option longopts[] = {
@@ -338,7 +362,13 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	}
 	if (o.has_to && (rc = cli_check_target("migrate", o.only_set ? o.only_set : cfg->sets[0], o.to, 0)) != 0)
 		return rc;
-	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
+	/* A migration runs on the leader: on a standby, wait for one (leader.c); then as the owner role. */
+	if ((conn = o.dry_run ? db_connect_owner(cfg, &rc) : leader_connect(cfg, &rc)) == NULL)
+		return rc;
+	if (!o.dry_run && (rc = db_owner_or_code(conn, cfg)) != 0) {
+		PQfinish(conn);
+		return rc;
+	}
 		return rc;
 	if (o.dry_run) {
 		char *target = db_redacted_target(cfg->uri);

@@ -16,6 +16,13 @@
  *   STOPPING=1            on SIGTERM or SIGINT; then it exits 0
  *   ERRNO=                before it exits on a fatal error
  *
+ * Following the leader. With a multi-host database.uri
+ * (target_session_attrs=read-write), every reconnect finds the current
+ * leader. A lost connection ends the wait between cycles at once (its socket
+ * is watched), reconnects are retried at most every 2 s, and a move of the
+ * leader is logged and said in STATUS=. With service.http_listen set, the
+ * HTTP listener (http.c) serves the endpoints from its own thread.
+ *
  * TTL sweeps (sweep.c) run in a thread of their own with a connection of
  * their own; the cycle's STATUS= line carries their state.
  *
@@ -36,6 +43,8 @@
 #include "commands.h"
 #include "db.h"
 #include "db_role.h"
+#include "http.h"
+#include "leader.h"
 #include "log.h"
 #include "migrate.h"
 #include "sweep.h"
@@ -92,6 +101,8 @@ struct service {
 	enum check_status last_worst;
 	bool metrics_failing;
 	bool notify_failing;
+	char *server;			/* "host:port" the last connection reached */
+	char *moved;			/* "the leader moved ..." for the next STATUS= */
 };
 
 static const struct service *current;
@@ -416,6 +427,20 @@ static void close_conn(struct service *s)
 	s->conn = NULL;
 }
 
+/* Notes which server a new connection reached; a different one than before means the leader moved. */
+static void follow_leader(struct service *s)
+{
+	char *now = leader_address(s->conn);
+
+	if (s->server != NULL && strcmp(s->server, now) != 0) {
+		log_notice("the leader moved: from %s to %s; the agent follows it", s->server, now);
+		free(s->moved);
+		s->moved = xasprintf("leader moved from %s to %s; ", s->server, now);
+	}
+	free(s->server);
+	s->server = now;
+}
+
 /* Opens the checks' connection; on failure S->connect_error says why. */
 static bool open_conn(struct service *s)
 {
@@ -424,12 +449,15 @@ static bool open_conn(struct service *s)
 	close_conn(s);
 	free(s->connect_error);
 	s->connect_error = NULL;
-	promise(2000LL * s->cfg->connect_timeout + 10000LL);
+	/* libpq tries each host of a multi-host URI in turn, each within connect_timeout. */
+	promise(2000LL * s->cfg->connect_timeout * leader_host_count(s->cfg->uri) + 10000LL);
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	s->conn = db_connect_quiet(s->cfg, &s->connect_rc, &s->connect_error);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	s->connect_ms = (double)(b.tv_sec - a.tv_sec) * 1000.0 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 	set_cancel_handle(s->conn);
+	if (s->conn != NULL)
+		follow_leader(s);
 	return s->conn != NULL;
 }
 
@@ -499,6 +527,14 @@ static void mark_up(struct service *s)
 	backoff_reset(&s->backoff);
 }
 
+static long long interval_of(const struct service *s);
+
+/* How long a cycle's result stays the answer of /ready: three intervals and a stalled step. */
+static long long fresh_ms(const struct service *s)
+{
+	return 3 * interval_of(s) + step_bound_ms(s->cfg);
+}
+
 /* One cycle: reconnect when needed, run the checks, report. Returns the delay before the next one. */
 static long long cycle(struct service *s, long long interval)
 {
@@ -531,14 +567,17 @@ static long long cycle(struct service *s, long long interval)
 	} else {
 		char *sweeping = sweep_status();
 
-		status_line(s, "%s%s%s%s", s->recovered ? s->recovered : "", summary, sweeping ? "; " : "",
-			    sweeping ? sweeping : "");
+		status_line(s, "%s%s%s%s%s", s->moved ? s->moved : "", s->recovered ? s->recovered : "", summary,
+			    sweeping ? "; " : "", sweeping ? sweeping : "");
 		free(sweeping);
 		free(s->recovered);
 		s->recovered = NULL;
+		free(s->moved);
+		s->moved = NULL;
 	}
 	log_transition(s, &rep, summary);
 	write_metrics(s, &rep);
+	http_publish(&rep, fresh_ms(s));
 	free(summary);
 	check_report_free(&rep);
 	return delay;
@@ -586,7 +625,6 @@ static int apply_migrations(struct service *s)
 {
 	struct migrate_opts o = { NULL, 0, false, false };
 	struct step_ctx ctx;
-	char *why = NULL;
 	int rc;
 
 	status_line(s, "applying migrations");
@@ -595,13 +633,8 @@ static int apply_migrations(struct service *s)
 	step_ctx_init(&ctx, s->cfg);
 	ctx.progress = on_migrate_progress;
 	ctx.alive = on_migrate_alive;
-	if (db_become_owner(s->conn, s->cfg, &why) != 0) {
-		log_error("%s", why);
-		rc = db_lost(s->conn) ? EXIT_UNREACHABLE : EXIT_CONFIG;
-		free(why);
-	} else {
+	if ((rc = db_owner_or_code(s->conn, s->cfg)) == 0)
 		rc = migrate_apply(&ctx, s->conn, &o);
-	}
 	close_conn(s);
 	return rc;
 }
@@ -627,6 +660,7 @@ static int first_checks(struct service *s, long long limit)
 		if (!open_conn(s))
 			return 1;
 		run_checks(s, &rep);
+		http_publish(&rep, fresh_ms(s));
 		summary = report_summary(&rep);
 		if (rep.gate_worst != CHECK_CRITICAL) {
 			notify(s, "READY=1");
@@ -712,9 +746,12 @@ static void reload(struct service *s)
 		       s->config_path);
 		return;
 	}
+	http_stop();		/* its thread reads the config being replaced */
 	config_free(s->cfg);
 	*s->cfg = fresh;
 	close_conn(s);		/* the database settings may have changed */
+	if (http_start(s->cfg) != 0)
+		log_error("reloaded without the HTTP listener (above); fix service.http_listen and reload again");
 	sweep_reload();
 	log_notice("reloaded %s", s->config_path);
 	notify(s, "READY=1\nSTATUS=reloaded %s", s->config_path);
@@ -782,6 +819,10 @@ static const char run_help[] =
 	"migrations, sends READY=1 once no check is CRITICAL, then checks every\n"
 	"service.interval seconds, feeding the watchdog (WatchdogSec=). SIGHUP\n"
 	"reloads the config; SIGTERM stops it (a running statement is cancelled).\n"
+	"With a multi-host database.uri (target_session_attrs=read-write) it follows\n"
+	"the leader after a failover without a restart, and says so in STATUS=.\n"
+	"With service.http_listen set (\"127.0.0.1:9188\"), it serves GET /health,\n"
+	"/ready, /primary, /replica?lag=16MB (or 10s) and /metrics (200 or 503).\n"
 	"\n"
 	"Options:\n"
 	"  --cycles=N        for tests and benchmarks: stop (exit 0) after N check cycles\n"
@@ -838,7 +879,11 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 	xalloc_on_failure(on_out_of_memory);
 	checks_set_tick(on_check_tick);
 
-	rc = start_up(&s);
+	/* Started after start_helper: its thread inherits the blocked signals. */
+	if (http_start(cfg) != 0)
+		rc = fatal(&s, EXIT_CONFIG, EADDRNOTAVAIL, "cannot start the HTTP listener (service.http_listen)");
+	else
+		rc = start_up(&s);
 	/* TTL sweeps (the retention group) in a thread of their own, once the schema is in place. */
 	if (rc == 0 && !atomic_load(&term_pending) && sweep_start(config_path, explicit_path) != 0)
 		log_warning("the service runs without TTL sweeps");
@@ -849,11 +894,14 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 		log_notice("stopping");
 	}
 	sweep_stop();
+	http_shutdown();
 	close_conn(&s);
 	checks_set_tick(NULL);
 	current = NULL;
 	stop_helper(helper);
 	free(s.connect_error);
 	free(s.recovered);
+	free(s.server);
+	free(s.moved);
 	return rc;
 }

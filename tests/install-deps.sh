@@ -6,11 +6,13 @@ set -euo pipefail
 
 packages=(
 	# build
-	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
+	build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev
 	# test harness and the throwaway clusters
 	shunit2 postgresql postgresql-contrib postgresql-client iproute2 procps
 	# the LangGraph JS client test; python3 reads JSON in the check suites
 	nodejs npm python3
+	# the HTTP listener suite (t4310)
+	curl
 	# systemd, containers, provisioning and fleet tests
 	systemd systemd-container debootstrap redis-server redis-tools pgbackrest
 	ansible ansible-lint yamllint

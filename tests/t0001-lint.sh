@@ -31,7 +31,7 @@ test_02_clang_tidy_finds_nothing() {
 	make -s -C "$TL_ROOT" agent/sql_embed.c >/dev/null
 	# shellcheck disable=SC2046 # one file name a word
 	out=$(cd "$TL_ROOT" && clang-tidy --quiet $(c_sources | grep '/agent/') -- -std=c11 -D_GNU_SOURCE \
-		$(pkg-config --cflags libpq libconfig libsystemd json-c) -DAGENT_VERSION='"lint"' -Iagent 2>&1)
+		$(pkg-config --cflags libpq libconfig libsystemd libmicrohttpd json-c) -DAGENT_VERSION='"lint"' -Iagent 2>&1)
 	rc=$?
 	assertEquals "clang-tidy: $(printf '%s\n' "$out" | grep -v 'warnings generated' | tail -n 30)" 0 "$rc"
 }

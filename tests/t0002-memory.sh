@@ -141,4 +141,34 @@ test_09_asan_reports_options_hints_and_state_fallback() {
 	assertEquals 78 "$TL_RC"
 }
 
+test_10_asan_run_with_the_http_listener() {
+	local dir port pid i codes=""
+	dir=$(tl_tmpdir)
+	port=$(tl_free_port)
+	cat >"$dir/http.conf" <<-CONF
+		database: { uri = "$TL_DB_URI"; node_uri = "$TL_DB_URI"; password_file = "$TL_PASSWORD_FILE"; };
+		service: { state_file = "$dir/state"; data_directory = "$TL_PGDATA"; http_listen = "127.0.0.1:$port"; };
+	CONF
+	ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		"$TL_ROOT/agent/checkpoint-agent-asan" -c "$dir/http.conf" run --interval-ms 300 2>"$dir/err" &
+	pid=$!
+	for i in $(seq 1 100); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready")" = 200 ] && break
+		sleep 0.2
+	done
+	for i in /health /ready /primary /replica '/replica?lag=1MB' '/replica?lag=x' /metrics /nope '/health?a=b'; do
+		codes+="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$i") "
+	done
+	codes+="$(curl -s -o /dev/null -w '%{http_code}' -X POST -d x "http://127.0.0.1:$port/ready")"
+	kill -HUP "$pid"
+	sleep 1
+	codes+=" $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")"
+	kill -TERM "$pid"
+	wait "$pid"
+	assertEquals "run exit under ASan: $(tail -n 30 "$dir/err")" 0 $?
+	assertEquals "the answers" "200 200 200 503 503 400 200 404 400 405 200" "$codes"
+	assertNotContains "sanitizer report" "$(cat "$dir/err")" "Sanitizer"
+	assertNotContains "UBSan report" "$(cat "$dir/err")" "runtime error"
+}
+
 tl_run

@@ -68,7 +68,7 @@ test_03_a_missing_library_names_its_package() {
 	out=$(PKG_CONFIG_LIBDIR=$DEST/no-pc make -C "$TL_ROOT" --no-print-directory build-deps 2>&1) || rc=$?
 	assertNotEquals "make fails" 0 "$rc"
 	assertContains "it names the packages" "$out" \
-		"missing build dependencies: libpq-dev libconfig-dev libsystemd-dev libjson-c-dev; install them: apt-get install libpq-dev libconfig-dev libsystemd-dev libjson-c-dev"
+		"missing build dependencies: libpq-dev libconfig-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev; install them: apt-get install libpq-dev libconfig-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev"
 	out=$(make -C "$TL_ROOT" --no-print-directory build-deps 2>&1)
 	assertEquals "with everything there: $out" 0 $?
 }

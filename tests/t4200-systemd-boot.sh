@@ -50,7 +50,7 @@ suite_teardown() {
 # base root's apt cache (no apt-get update: the cached lists match it).
 install_packages() {
 	if ! tc_exec env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		postgresql postgresql-contrib build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev \
+		postgresql postgresql-contrib build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev \
 		>"$TC_DIR/apt.log" 2>&1; then
 		tl_log "apt-get install failed inside the container; last lines of $TC_DIR/apt.log:"
 		tail -n 20 "$TC_DIR/apt.log" >&2

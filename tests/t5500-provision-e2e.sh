@@ -42,6 +42,8 @@
 #     which read every session) is brought to the new one.
 # The tests share one container and run in order.
 
+#
+# suite-timeout: 1800 (tests/run.sh: it provisions a whole server, several times)
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 # shellcheck source=tests/lib/container.sh

@@ -25,6 +25,8 @@
 # password, and the upgrade of a host of the older layout with remote
 # clients over TLS.
 
+#
+# suite-timeout: 1500 (tests/run.sh: it provisions a whole server, several times)
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
 # shellcheck source=tests/lib/container.sh

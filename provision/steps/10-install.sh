@@ -15,7 +15,7 @@ set -euo pipefail
 install_package_list() {
 	printf '%s\n' postgresql postgresql-contrib "postgresql-$CPA_PG_VERSION"
 	[ -n "$CPA_AGENT_DEB" ] ||
-		printf '%s\n' build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libjson-c-dev
+		printf '%s\n' build-essential pkg-config libpq-dev libconfig-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev
 }
 
 missing_packages() {

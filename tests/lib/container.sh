@@ -10,7 +10,16 @@
 #                         apt lists to match, so `apt-get install` inside a
 #                         container needs neither `apt-get update` nor the
 #                         network. Built once under TC_CACHE_DIR.
-#   tc_boot NAME [ARGS]   copies the base root to a fresh folder, copies the
+#   tc_derived_rootfs     prints the path of a cached root derived from the
+#                         base for one suite: TC_DERIVE_SCRIPT (shell text)
+#                         run in a copy of the base, then TC_DERIVE_PACKAGES
+#                         installed from its warm apt cache (no network,
+#                         --no-install-recommends), in a throwaway nspawn
+#                         that is not booted, so no maintainer script starts a
+#                         service. Built once per base, TC_DERIVE_NAME, script
+#                         and package list; rebuilt with the base.
+#   tc_boot NAME [ARGS]   copies the base root (the derived one when
+#                         TC_DERIVE_NAME is set) to a fresh folder, copies the
 #                         repository into it at /opt/checkpoint-agent (without
 #                         build output or .git), boots it in the background
 #                         and waits until `systemctl is-system-running` says
@@ -36,7 +45,9 @@
 # interrupted; containers left behind by a killed suite are swept by the next
 # tc_boot.
 #
-# Settings (environment): TC_CACHE_DIR (/var/cache/checkpoint-agent-tests),
+# Settings (environment): TC_DERIVE_NAME, TC_DERIVE_SCRIPT and the array
+# TC_DERIVE_PACKAGES (a suite's derived root, above; unset: the base),
+# TC_CACHE_DIR (/var/cache/checkpoint-agent-tests),
 # TC_MIRROR (http://deb.debian.org/debian), TC_BOOT_TIMEOUT (90 s),
 # TC_STOP_TIMEOUT (30 s), TC_BASE_MAX_AGE_DAYS (30: older bases are rebuilt so
 # the cached packages do not fall far behind the mirror), TC_KEEP (set: keep
@@ -81,6 +92,9 @@ TC_DOWNLOAD_PACKAGES=(
 	# Ansible inside the container: its apt module needs python3-apt, the
 	# postgresql modules psycopg2, become_user to postgres needs setfacl.
 	ansible python3-apt python3-psycopg2 acl
+	# The Patroni cluster suite (t6600): Patroni, etcd, the agent's HTTP
+	# listener, and sshd (the playbook reaches the three nodes over ssh).
+	patroni etcd-server etcd-client libmicrohttpd-dev openssh-server
 )
 
 TC_PID=
@@ -90,6 +104,9 @@ TC_NSPAWN_PID=
 TC_DIR=
 TC_MACHINE=
 TC_ARGS=()
+TC_DERIVE_NAME=
+TC_DERIVE_SCRIPT=
+TC_DERIVE_PACKAGES=()
 TC_DIRS=()
 TC_BOOT_SECONDS=
 TC_LOCK_FD=
@@ -213,6 +230,83 @@ tc_base_rootfs() {
 	printf '%s\n' "$base/root"
 }
 
+# tc__derived_stamp BASE: identifies a derived root's contents: the base
+# (its stamp, and when it was built, as a base past its age is rebuilt in
+# place), the suite's name, script and packages.
+tc__derived_stamp() {
+	local base=$1
+	printf '%s\n' "base=$(cat "$base/stamp" "$base/complete" 2>/dev/null | tr '\n' ' ')" \
+		"name=$TC_DERIVE_NAME" "packages=${TC_DERIVE_PACKAGES[*]}" "script=$TC_DERIVE_SCRIPT"
+}
+
+tc__derived_dir() {
+	printf '%s/%s-%s-%s\n' "$TC_ROOTFS_DIR" "$TC_SUITE" "$TC_DERIVE_NAME" \
+		"$(tc__derived_stamp "$1" | sha256sum | cut -c1-12)"
+}
+
+# tc__build_derived BASE DIR: copy BASE, run the script and install the
+# packages in the copy, then rename it to DIR. Called with the exclusive lock.
+tc__build_derived() {
+	local base=$1 dir=$2 tmp log start
+	start=$(tc__now)
+	tmp=$(mktemp -d "$TC_ROOTFS_DIR/.build.XXXXXX") || return 1
+	log=$tmp/build.log
+	tl_log "container: deriving the root $dir from the base (${TC_DERIVE_PACKAGES[*]}; log $log)"
+	if ! cp -a --reflink=auto "$base/root" "$tmp/root"; then
+		tl_log "container: copying the base to $tmp failed (disk full?)"
+		return 1
+	fi
+	if ! systemd-nspawn --register=no --keep-unit --quiet --pipe -D "$tmp/root" \
+		env -i PATH="$TC_PATH" DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 \
+		bash -euo pipefail -c "$TC_DERIVE_SCRIPT"$'\n''apt-get install -y -q --no-install-recommends "$@"' \
+		derive "${TC_DERIVE_PACKAGES[@]}" </dev/null >>"$log" 2>&1; then
+		tl_log "container: deriving the root failed; last lines of $log:"
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	tc__derived_stamp "$base" >"$tmp/stamp"
+	printf '%s\n' "$(du -sh "$tmp/root" | cut -f1) in $(tc__elapsed "$start")s" >"$tmp/complete"
+	if [ -e "$dir" ]; then
+		mv "$dir" "$tmp.old" && rm -rf --one-file-system -- "$tmp.old"
+	fi
+	mv "$tmp" "$dir" || return 1
+	tl_log "container: derived root ready: $(cat "$dir/complete")"
+}
+
+# tc_derived_rootfs: prints the suite's derived root, building it (and the
+# base) first if needed.
+tc_derived_rootfs() {
+	local base dir
+	if [ -z "${TC_DERIVE_NAME:-}" ] || [ "${#TC_DERIVE_PACKAGES[@]}" -eq 0 ]; then
+		tl_log "tc_derived_rootfs: set TC_DERIVE_NAME and TC_DERIVE_PACKAGES first"
+		return 1
+	fi
+	base=$(tc_base_rootfs) || return 1
+	base=${base%/root}
+	# The base counts as used while a root derived from it is (see tc__prune_bases).
+	touch "$base/used"
+	dir=$(tc__derived_dir "$base")
+	if ! tc__base_is_fresh "$dir"; then
+		tc__lock exclusive || return 1
+		dir=$(tc__derived_dir "$base")
+		if ! tc__base_is_fresh "$dir" && ! tc__build_derived "$base" "$dir"; then
+			tc__unlock
+			return 1
+		fi
+		tc__unlock
+	fi
+	printf '%s\n' "$dir/root"
+}
+
+# tc__rootfs: the root tc_boot copies: the suite's derived root, or the base.
+tc__rootfs() {
+	if [ -n "${TC_DERIVE_NAME:-}" ]; then
+		tc_derived_rootfs
+	else
+		tc_base_rootfs
+	fi
+}
+
 # tc__copy_repository DEST: the working tree without .git and build output.
 tc__copy_repository() {
 	local dest=$1
@@ -311,7 +405,7 @@ tc_boot() {
 	tc__in_subshell tc_boot && return 1
 	start=$(tc__now)
 	tc__sweep_stale
-	base=$(tc_base_rootfs) || return 1
+	base=$(tc__rootfs) || return 1
 	mkdir -p "$TC_RUN_DIR" || return 1
 	safe=$(printf '%s' "$name" | tr -c 'a-zA-Z0-9-' '-' | cut -c1-40)
 	TC_DIR=$(mktemp -d "$TC_RUN_DIR/$safe.XXXXXX") || return 1
@@ -329,7 +423,7 @@ tc_boot() {
 	tc__lock shared || return 1
 	while ! tc__base_is_fresh "${base%/root}"; do
 		tc__unlock
-		base=$(tc_base_rootfs) || return 1
+		base=$(tc__rootfs) || return 1
 		tc__lock shared || return 1
 	done
 	if ! cp -a --reflink=auto "$base" "$TC_ROOT"; then

@@ -152,6 +152,33 @@ static void example_is_valid_and_matches_defaults(void)
 	config_free(&d);
 }
 
+/* The settings of a replicated cluster and the HTTP listener. */
+static void cluster_and_http_settings(void)
+{
+	struct config c;
+
+	unsetenv("CHECKPOINT_DB_URI");
+	CHECK(load_text("database: { uri = \"postgresql://u@h1:5432,h2:5433/db?target_session_attrs=read-write\"; "
+			"node_uri = \"postgresql://u@h1:5432/db\"; };\n"
+			"service: { http_listen = \"127.0.0.1:9188\"; };\n"
+			"checks: { sync_standbys_min = 1; replication_lag_warn_bytes = 1000; "
+			"replication_lag_crit_bytes = 2000; replication_lag_warn_s = 5; replication_lag_crit_s = 9; };\n", &c) == 0);
+	CHECK_STR(c.node_uri, "postgresql://u@h1:5432/db");
+	CHECK_STR(c.http_listen, "127.0.0.1:9188");
+	CHECK(c.checks.sync_standbys_min == 1 && c.checks.replication_lag_crit_bytes == 2000);
+	config_free(&c);
+	CHECK(load_text("service: { http_listen = \"[::1]:9188\"; };\n", &c) == 0);
+	config_free(&c);
+	CHECK(load_text("service: { http_listen = \"localhost:9188\"; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("service: { http_listen = \"127.0.0.1\"; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("service: { http_listen = \"127.0.0.1:0\"; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+	CHECK(load_text("checks: { replication_lag_warn_s = 60; replication_lag_crit_s = 10; };\n", &c) == EXIT_CONFIG);
+	config_free(&c);
+}
+
 const struct unit_test config_tests[] = {
 	{ "config: the example is valid and shows the defaults", example_is_valid_and_matches_defaults },
 	{ "config: defaults without a file", defaults_without_file },
@@ -159,6 +186,7 @@ const struct unit_test config_tests[] = {
 	{ "config: settings are read", reads_settings },
 	{ "config: bad input is refused", refuses_bad_input },
 	{ "config: CHECKPOINT_DB_URI overrides", environment_overrides_uri },
+	{ "config: cluster, HTTP and replication settings", cluster_and_http_settings },
 	{ "config: PGHOST, PGPORT, PGUSER, PGDATABASE without a uri", pg_environment_without_uri },
 	{ NULL, NULL }
 };
