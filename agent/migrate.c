@@ -369,7 +369,6 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 		PQfinish(conn);
 		return rc;
 	}
-		return rc;
 	if (o.dry_run) {
 		char *target = db_redacted_target(cfg->uri);
 
