@@ -1,10 +1,13 @@
 /*
- * check_basic.c: the checks that every run starts with: connect, query, and
- * writable (a probe INSERT into every checkpoint table, rolled back, and a
- * committed heartbeat).
+ * check_basic.c: the checks that every run starts with: connect (and whether
+ * the connection uses TLS), query, and writable (a probe INSERT into every
+ * checkpoint table, rolled back, and a committed heartbeat; with
+ * database.owner_role, checks.c runs it as that role, the application's, so
+ * that it proves what the application can do).
  */
 #include "check_probe.h"
 #include "db.h"
+#include "db_role.h"
 #include "log.h"
 #include "sets.h"
 
@@ -21,25 +24,47 @@ bool slots_exhausted(const char *why)
 			       strstr(why, "remaining connection slots are reserved") != NULL);
 }
 
+/* How the connection travels, for the message: "over TLSv1.3 (cipher)", "without TLS" or the socket. */
+static char *transport_text(PGconn *conn)
+{
+	const char *host = PQhost(conn);
+
+	if (PQsslInUse(conn)) {
+		const char *protocol = PQsslAttribute(conn, "protocol");
+		const char *cipher = PQsslAttribute(conn, "cipher");
+
+		return xasprintf("over %s%s%s%s", protocol ? protocol : "TLS", cipher ? " (" : "", cipher ? cipher : "",
+				 cipher ? ")" : "");
+	}
+	if (host != NULL && host[0] == '/')
+		return xstrdup("over the Unix socket (no TLS)");
+	return xstrdup("without TLS");
+}
+
 void check_connect(struct probe *p)
 {
 	struct check_result *r = result_new(p->rep, "connect");
 	const struct check_thresholds *t = &p->cfg->checks;
-	char *where;
+	char *where, *transport;
 
 	if (p->conn == NULL) {
-		sample_add(r, "up", "1 when the agent could connect to the database as the application role.", 0);
+		sample_add(r, "up", "1 when the agent could connect to the database as its configured role.", 0);
 		result_set(r, p->cc->connect_rc == EXIT_CONFIG ? CHECK_UNKNOWN : CHECK_CRITICAL, "%s",
 			   p->cc->connect_error ? p->cc->connect_error : "no connection");
 		return;
 	}
-	sample_add(r, "up", "1 when the agent could connect to the database as the application role.", 1);
-	sample_levels(sample_add(r, "connect_seconds", "Time to open an authenticated connection as the application role.",
+	sample_add(r, "up", "1 when the agent could connect to the database as its configured role.", 1);
+	sample_levels(sample_add(r, "connect_seconds", "Time to open an authenticated connection as the agent's configured role.",
 				 p->cc->connect_ms / 1000.0), LEVELS_HIGH, t->connect_warn_ms / 1000.0, t->connect_crit_ms / 1000.0);
+	sample_add(r, "connect_tls", "1 when the agent's connection to the database is encrypted with TLS.",
+		   PQsslInUse(p->conn) ? 1 : 0);
 	where = db_describe(p->conn);
+	transport = transport_text(p->conn);
 	result_set(r, level_high(p->cc->connect_ms, t->connect_warn_ms, t->connect_crit_ms),
-		   "connected as %s in %.1f ms%s (warn %d ms, crit %d ms)", where, p->cc->connect_ms,
-		   p->cc->persistent ? " (the service's connection)" : "", t->connect_warn_ms, t->connect_crit_ms);
+		   "connected as %s in %.1f ms%s, %s (warn %d ms, crit %d ms)", where, p->cc->connect_ms,
+		   p->cc->persistent ? " (the service's connection)" : "", transport, t->connect_warn_ms,
+		   t->connect_crit_ms);
+	free(transport);
 	free(where);
 }
 
@@ -154,7 +179,8 @@ static int probe_table(struct probe *p, struct check_result *r, const char *sche
 	int rc = -1;
 
 	if (sql != NULL) {
-		char *what = xasprintf("as %s, a probe INSERT into %s.%s fails", PQuser(p->conn), schema, table);
+		char *what = xasprintf("as %s, a probe INSERT into %s.%s fails", db_owner_name(p->conn, p->cfg),
+				       schema, table);
 
 		res = run_query(p, r, CHECK_CRITICAL, what, sql, 0, NULL);
 		rc = res ? 0 : -1;
@@ -259,7 +285,7 @@ static int heartbeat(struct probe *p, struct check_result *r, const char *host, 
 	char *rel = qualified(p->conn, p->cfg->agent_schema, "heartbeat");
 	char *sql = xasprintf(heartbeat_sql, rel ? rel : "checkpoint_agent.heartbeat");
 	char *what = xasprintf("as %s, the heartbeat in %s.heartbeat does not commit (run `checkpoint-agent migrate` "
-			       "if the table is missing)", PQuser(p->conn), p->cfg->agent_schema);
+			       "if the table is missing)", db_owner_name(p->conn, p->cfg), p->cfg->agent_schema);
 	const char *params[1] = { host };
 	PGresult *res = rel ? run_query(p, r, CHECK_CRITICAL, what, sql, 1, params) : NULL;
 
@@ -310,7 +336,7 @@ void check_writable(struct probe *p, struct check_result *r)
 				 ms / 1000.0), LEVELS_HIGH, t->write_warn_ms / 1000.0, t->write_crit_ms / 1000.0);
 	result_set(r, level_high(ms, t->write_warn_ms, t->write_crit_ms),
 		   "as %s, probe INSERTs into %d checkpoint tables rolled back and heartbeat %lld of %s committed, "
-		   "in %.1f ms (warn %d ms, crit %d ms)", PQuser(p->conn), ntables, beats, host, ms,
+		   "in %.1f ms (warn %d ms, crit %d ms)", db_owner_name(p->conn, p->cfg), ntables, beats, host, ms,
 		   t->write_warn_ms, t->write_crit_ms);
 }
 

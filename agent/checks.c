@@ -1,6 +1,7 @@
 /*
  * checks.c: runs the health checks in order on one connection (opened as the
- * application's role, with statement_timeout set by db_connect). Each check
+ * configured role, with statement_timeout set by db_connect; the checks that
+ * need the schema owner's rights act as database.owner_role). Each check
  * (check_*.c) sets its result: a status, a one-line message, and the
  * measured values as samples.
  *
@@ -10,6 +11,7 @@
  */
 #include "check_probe.h"
 #include "db.h"
+#include "db_role.h"
 #include "leader.h"
 #include "log.h"
 
@@ -27,6 +29,11 @@ void checks_set_tick(check_tick_fn fn)
 /* ---- the run ---- */
 
 /*
+ * as_owner: the check runs as database.owner_role (SET ROLE, then RESET
+ * ROLE): the write probe proves what the application's role can write, and
+ * the version tables and the ledger are the owner's. The others run as the
+ * login role, which pg_monitor lets see every session.
+ *
  * gates: the check counts for the service's readiness (READY=1 waits until no
  * such check is CRITICAL). A stale backup, a failing WAL archive, a missing
  * synchronous standby or a lagging replica is an alarm, not a reason to keep
@@ -35,21 +42,22 @@ void checks_set_tick(check_tick_fn fn)
 static const struct {
 	const char *name;
 	check_fn fn;
+	bool as_owner;
 	bool gates;
 } checks[] = {
-	{ "query", check_query, true },
-	{ "writable", check_writable, true },
-	{ "schema", check_schema, true },
-	{ "pool_headroom", check_pool, true },
-	{ "idle_in_transaction", check_idle_in_transaction, true },
-	{ "long_transactions", check_long_transactions, true },
-	{ "lock_waits", check_lock_waits, true },
-	{ "disk", check_disk, true },
-	{ "size", check_size, true },
-	{ "bloat", check_bloat, false },
-	{ "wraparound", check_wraparound, true },
-	{ "backup", check_backup, false },
-	{ "replication", check_replication, false },
+	{ "query", check_query, false, true },
+	{ "writable", check_writable, true, true },
+	{ "schema", check_schema, true, true },
+	{ "pool_headroom", check_pool, false, true },
+	{ "idle_in_transaction", check_idle_in_transaction, false, true },
+	{ "long_transactions", check_long_transactions, false, true },
+	{ "lock_waits", check_lock_waits, false, true },
+	{ "disk", check_disk, false, true },
+	{ "size", check_size, false, true },
+	{ "bloat", check_bloat, false, false },
+	{ "wraparound", check_wraparound, false, true },
+	{ "backup", check_backup, false, false },
+	{ "replication", check_replication, false, false },
 };
 
 /* A check that cannot run for want of a connection. */
@@ -77,6 +85,24 @@ static void reset_transaction(PGconn *conn)
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_warning("cannot end a leftover transaction: %s", PQerrorMessage(conn));
 	PQclear(res);
+}
+
+/* Runs FN as the owner role; a role that cannot be had makes the check UNKNOWN. */
+static void run_as_owner(struct probe *p, struct check_result *r, check_fn fn)
+{
+	char *why = NULL;
+
+	if (db_become_owner(p->conn, p->cfg, &why) != 0) {
+		result_set(r, CHECK_UNKNOWN, "not run: %s", why);
+		free(why);
+		return;
+	}
+	fn(p, r);
+	reset_transaction(p->conn);
+	if (db_leave_owner(p->conn, p->cfg, &why) != 0) {
+		log_warning("cannot go back from the owner role with RESET ROLE: %s", why);
+		free(why);
+	}
 }
 
 /*
@@ -223,6 +249,8 @@ void checks_run_some(const struct config *cfg, const struct check_conn *cc, cons
 			result_set(r, CHECK_UNKNOWN, "not run: the agent is stopping");
 		else if (p.conn == NULL || db_lost(p.conn))
 			check_without_connection(&p, r, checks[i].fn);
+		else if (checks[i].as_owner)
+			run_as_owner(&p, r, checks[i].fn);
 		else
 			checks[i].fn(&p, r);
 		r->seconds = (mono_ms() - t1) / 1000.0;

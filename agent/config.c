@@ -24,6 +24,7 @@ void config_defaults(struct config *c)
 	c->connect_timeout = 5;
 	c->statement_timeout = 5000;
 	c->application_name = xstrdup("checkpoint-agent");
+	c->owner_role = xstrdup("");
 	c->node_uri = xstrdup("");
 	c->sets = xcalloc(1, sizeof(char *));
 	c->sets[0] = xstrdup("langgraph");
@@ -80,6 +81,7 @@ void config_free(struct config *c)
 	free(c->uri);
 	free(c->password_file);
 	free(c->application_name);
+	free(c->owner_role);
 	for (size_t i = 0; i < c->nsets; i++)
 		free(c->sets[i]);
 	free(c->sets);
@@ -128,6 +130,7 @@ static const struct option options[] = {
 	{ "database", "connect_timeout", K_INT, OFF(connect_timeout), 1, 3600 },
 	{ "database", "statement_timeout", K_INT, OFF(statement_timeout), 10, 3600000 },
 	{ "database", "application_name", K_STRING, OFF(application_name), 0, 0 },
+	{ "database", "owner_role", K_STRING, OFF(owner_role), 0, 0 },
 	{ "database", "node_uri", K_STRING, OFF(node_uri), 0, 0 },
 	{ "migrations", "sets", K_SETS, OFF(sets), 0, 0 },
 	{ "migrations", "schema", K_STRING, OFF(schema), 0, 0 },

@@ -56,6 +56,7 @@ struct config {
 	int connect_timeout;		/* seconds */
 	int statement_timeout;		/* milliseconds */
 	char *application_name;
+	char *owner_role;		/* SET ROLE to it for the schema's work; "" = the login role */
 	char *node_uri;			/* this node's server, for the role-aware checks; "" = uri */
 
 	/* migrations */

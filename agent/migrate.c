@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "leader.h"
 #include "ledger.h"
 #include "lock.h"
@@ -361,9 +362,13 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	}
 	if (o.has_to && (rc = cli_check_target("migrate", o.only_set ? o.only_set : cfg->sets[0], o.to, 0)) != 0)
 		return rc;
-	/* A migration runs on the leader: on a standby, wait for one (leader.c). */
-	if ((conn = o.dry_run ? db_connect(cfg, &rc) : leader_connect(cfg, &rc)) == NULL)
+	/* A migration runs on the leader: on a standby, wait for one (leader.c); then as the owner role. */
+	if ((conn = o.dry_run ? db_connect_owner(cfg, &rc) : leader_connect(cfg, &rc)) == NULL)
 		return rc;
+	if (!o.dry_run && (rc = db_owner_or_code(conn, cfg)) != 0) {
+		PQfinish(conn);
+		return rc;
+	}
 	if (o.dry_run) {
 		char *target = db_redacted_target(cfg->uri);
 

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "duration.h"
 #include "human.h"
 #include "log.h"
@@ -367,8 +368,8 @@ int cmd_prune(const struct config *cfg, int argc, char **argv)
 	d.terminal = isatty(STDERR_FILENO) && !log_to_journal();
 	d.notify = getenv("NOTIFY_SOCKET") != NULL;
 	install_signals();
-	/* The same connection path as migrate: whatever privilege it has, the deletes have. */
-	if ((conn = db_connect(cfg, &rc)) == NULL) {
+	/* The same connection path as migrate (the owner role, database.owner_role): whatever privilege it has, the deletes have. */
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL) {
 		sl_free(&a.threads);
 		return rc;
 	}

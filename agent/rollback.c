@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "lock.h"
 #include "log.h"
 #include "migrate.h"
@@ -204,7 +205,7 @@ int cmd_rollback(const struct config *cfg, int argc, char **argv)
 
 	if ((rc = parse_rollback(cfg, argc, argv, &o)) != 0)
 		return rc;
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	step_ctx_init(&ctx, cfg);
 	cli_stop_on_signals(&ctx);

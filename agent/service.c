@@ -42,6 +42,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "http.h"
 #include "leader.h"
 #include "log.h"
@@ -632,7 +633,8 @@ static int apply_migrations(struct service *s)
 	step_ctx_init(&ctx, s->cfg);
 	ctx.progress = on_migrate_progress;
 	ctx.alive = on_migrate_alive;
-	rc = migrate_apply(&ctx, s->conn, &o);
+	if ((rc = db_owner_or_code(s->conn, s->cfg)) == 0)
+		rc = migrate_apply(&ctx, s->conn, &o);
 	close_conn(s);
 	return rc;
 }

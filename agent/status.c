@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "ledger.h"
 #include "log.h"
 #include "migrate.h"
@@ -431,7 +432,7 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_bad_option("status", argv[optind]);
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	rc = status_all(conn, cfg, json, exit_code);
 	PQfinish(conn);
@@ -470,7 +471,7 @@ int cmd_verify(const struct config *cfg, int argc, char **argv)
 		return cli_bad_option("verify", argv[optind - 1]);
 	if (optind < argc)
 		return cli_bad_option("verify", argv[optind]);
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	sl_init(&diffs);
 	for (size_t i = 0; i <= cfg->nsets && rc == 0; i++)

@@ -14,6 +14,7 @@
 #include "agent.h"
 #include "config.h"
 #include "db.h"
+#include "db_role.h"
 #include "duration.h"
 #include "human.h"
 #include "log.h"
@@ -178,7 +179,7 @@ static void run_sweep(struct sweeper_state *s)
 	o.cursor_langgraph = s->cursor_langgraph;
 	o.cursor_agentos = s->cursor_agentos;
 	set_status(xstrdup("retention: sweeping"));
-	/* The connection path of migrate and prune: the deletes have the migrations' privileges. */
+	/* The connection path of migrate and prune (then SET ROLE to the owner): the deletes have the migrations' privileges. */
 	conn = db_connect_quiet(&s->cfg, &rc, &why);
 	if (conn == NULL) {
 		if (!s->failing)
@@ -186,6 +187,15 @@ static void run_sweep(struct sweeper_state *s)
 		s->failing = true;
 		set_status(xstrdup("retention: the last sweep could not connect"));
 		free(why);
+		return;
+	}
+	if (db_become_owner(conn, &s->cfg, &why) != 0) {
+		if (!s->failing)
+			log_warning("retention: %s", why);
+		s->failing = true;
+		set_status(xstrdup("retention: the last sweep could not act as the owner role"));
+		free(why);
+		PQfinish(conn);
 		return;
 	}
 	set_cancel(conn);

@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "db_role.h"
 #include "duration.h"
 #include "human.h"
 #include "log.h"
@@ -488,7 +489,8 @@ int cmd_usage(const struct config *cfg, int argc, char **argv)
 
 	if ((rc = usage_args(argc, argv, &json, &top)) != 0)
 		return rc;
-	if ((conn = db_connect(cfg, &rc)) == NULL)
+	/* As the owner role: the agent's own login role may not read the checkpoint rows. */
+	if ((conn = db_connect_owner(cfg, &rc)) == NULL)
 		return rc;
 	sql = xasprintf("SET statement_timeout = %d",
 			cfg->statement_timeout > USAGE_STATEMENT_TIMEOUT_MS ? cfg->statement_timeout :

@@ -19,6 +19,7 @@ set -euo pipefail
 
 ONLY_STEP=
 FROM_STEP=
+INTERRUPTED=
 
 step_names() {
 	local f n
@@ -69,7 +70,7 @@ step_arguments() {
 }
 
 main() {
-	local name file started seconds rc total_start lock lock_fd running=0 nchanges
+	local name file started seconds rc total_start running=0 nchanges
 	# shellcheck disable=SC2034 # read by cpa_usage
 	CPA_USAGE_NAME=provision.sh
 	# shellcheck disable=SC2034
@@ -94,19 +95,18 @@ main() {
 	fi
 	export CPA_RESUME_ARGS
 
-	# One provisioning at a time.
-	if [ "$CPA_DRY_RUN" != 1 ]; then
-		lock=/run/lock
-		[ -d "$lock" ] || lock=/run
-		[ -d "$lock" ] || lock=/tmp
-		lock=$lock/checkpoint-provision.lock
-		exec {lock_fd}>>"$lock"
-		flock -n "$lock_fd" || cpa_die "$CPA_EX_UNAVAILABLE" "another provisioning is running (lock $lock)" \
-			"Wait for it to finish."
-	fi
+	# One provisioning at a time (lib/common.sh: the steps it runs see that
+	# it holds the lock).
+	cpa_take_lock "provision.sh${ONLY_STEP:+ --step $ONLY_STEP}${FROM_STEP:+ --from $FROM_STEP}"
 	CPA_CHANGES_FILE=$(mktemp "${TMPDIR:-/tmp}/cpa-changes.XXXXXX")
 	export CPA_CHANGES_FILE
 	trap 'rm -f "$CPA_CHANGES_FILE"' EXIT
+	# A hang-up, interrupt or termination reaches the running step too (the
+	# same process group), which puts things back (lib/common.sh). This
+	# process waits for it, holding the lock, and runs no further step.
+	trap 'INTERRUPTED="SIGHUP 129"' HUP
+	trap 'INTERRUPTED="SIGINT 130"' INT
+	trap 'INTERRUPTED="SIGTERM 143"' TERM
 	[ "$CPA_DRY_RUN" = 1 ] && echo "DRY RUN: nothing is changed; each line says what would be done."
 	total_start=$(date +%s.%N)
 	for name in $(step_names); do
@@ -122,6 +122,11 @@ main() {
 		started=$(date +%s.%N)
 		rc=0
 		CPA_STEP=$name bash "$file" "${STEP_ARGS[@]}" || rc=$?
+		if [ -n "$INTERRUPTED" ]; then
+			printf 'provision.sh: interrupted by %s during step %s (exit %s); the steps after it did not run.\n' \
+				"${INTERRUPTED% *}" "$name" "$rc" >&2
+			exit "${INTERRUPTED#* }"
+		fi
 		seconds=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 		if [ "$rc" -ne 0 ]; then
 			printf 'provision.sh: step %s failed (exit %s) after %ss; the steps after it did not run.\n' "$name" "$rc" "$seconds" >&2

@@ -205,6 +205,15 @@ free_port() {
 	return 1
 }
 
+# agent_login_role: the role the agent logs in as, from database.uri in its
+# config (postgresql://ROLE@...), else CPA_AGENT_DB_ROLE. The drill's verify
+# logs in as the agent does, on a server of any layout.
+agent_login_role() {
+	local role
+	role=$(sed -n 's|^[^#]*uri *= *"postgres\(ql\)\{0,1\}://\([^:@/"]*\)[:@].*|\2|p' "$CPA_AGENT_CONFIG" 2>/dev/null | head -n 1)
+	printf '%s\n' "${role:-$CPA_AGENT_DB_ROLE}"
+}
+
 run_agent() {
 	runuser -u "$CPA_AGENT_USER" -- "$CPA_AGENT_BIN" -c "$CPA_AGENT_CONFIG" "$@"
 }
@@ -317,7 +326,7 @@ run_drill() {
 	seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	bytes=$(du -sb "$DRILL_WORK/data" | awk '{ print $1 }')
 	cpa_info "restored and recovered in ${seconds}s: $((bytes / 1048576)) MiB"
-	verify_out=$(runuser -u "$CPA_AGENT_USER" -- env "CHECKPOINT_DB_URI=postgresql://$CPA_DB_ROLE@127.0.0.1:$port/$CPA_DB_NAME" \
+	verify_out=$(runuser -u "$CPA_AGENT_USER" -- env "CHECKPOINT_DB_URI=postgresql://$(agent_login_role)@127.0.0.1:$port/$CPA_DB_NAME" \
 		"$CPA_AGENT_BIN" -c "$CPA_AGENT_CONFIG" verify 2>&1) || rc=$?
 	if [ "$rc" -ne 0 ]; then
 		printf '%s\n' "$verify_out" | sed 's/^/    verify: /' >&2
@@ -511,7 +520,6 @@ print_undo() {
 }
 
 main() {
-	local lock lock_fd
 	# shellcheck disable=SC2034 # read by cpa_usage
 	CPA_USAGE_NAME=restore.sh
 	# shellcheck disable=SC2034
@@ -539,14 +547,12 @@ main() {
 	CPA_STEP=restore
 	[ "$MODE" != drill ] || CPA_STEP=restore-drill
 	cpa_enable_error_trap
+	# The provisioning lock (none under --dry-run): no move of the data
+	# directory, no other restore or drill, no playbook meanwhile. Held by a
+	# helper process, so the PostgreSQL this starts inherits no descriptor
+	# of it (common.sh, cpa_take_lock).
+	cpa_take_lock "restore.sh --$MODE"
 	check_repository
-	if [ "$CPA_DRY_RUN" != 1 ]; then
-		lock=/run/lock
-		[ -d "$lock" ] || lock=/run
-		lock=$lock/checkpoint-restore.lock
-		exec {lock_fd}>>"$lock"
-		flock -n "$lock_fd" || cpa_die "$CPA_EX_UNAVAILABLE" "another restore or drill is running (lock $lock)" "Wait for it to finish."
-	fi
 	[ "$CPA_DRY_RUN" != 1 ] || echo "DRY RUN: nothing is changed; each line says what would be done."
 	if [ "$MODE" = drill ]; then
 		run_drill

@@ -65,6 +65,10 @@ rollback_datadir() {
 			cpa_die "$CPA_EX_REFUSED" "$original holds something other than this cluster's data" \
 				"Nothing was changed. Move it away, then run the rollback again."
 			;;
+		not-older)
+			cpa_die "$CPA_EX_REFUSED" "$original holds a copy of this cluster that is not provably older than $current: $(cpa_older_copy_problem "$original" "$current")" \
+				"Nothing was changed. It may hold data the cluster lacks: look at it, keep what you need, then move it away and run the rollback again."
+			;;
 		ours)
 			cpa_info "$original holds the copy from before the relocation; the current data replaces it"
 			;;
@@ -75,7 +79,7 @@ rollback_datadir() {
 			cpa_changed "copy $current back to $original (stop, cp -a, data_directory, start, verify checksums)"
 		else
 			if [ "$state" = ours ]; then
-				rm -rf --one-file-system -- "$original"
+				cpa_remove_contents "$original"
 				cpa_changed "removed the outdated copy in $original"
 			fi
 			cpa_prepare_target "$original"
@@ -200,6 +204,7 @@ main() {
 	*) cpa_usage_error "unknown rollback: $what (datadir, schema, app)" ;;
 	esac
 	cpa_require_root
+	cpa_take_lock "rollback.sh $what"
 	cpa_enable_error_trap
 	umask 077
 	"rollback_$what"

@@ -7,8 +7,13 @@
 #
 #   tune-values.sh [--mem-kb N] [--cores N] [--pool-size N] [--instances N]
 #
-# Without options it reads the machine (/proc/meminfo, nproc) and the pool
-# settings of defaults.env (or CPA_POOL_SIZE / CPA_POOL_INSTANCES).
+# Without options it reads the machine and the pool settings of defaults.env
+# (or CPA_POOL_SIZE / CPA_POOL_INSTANCES). The memory is the smaller of
+# /proc/meminfo's MemTotal and the memory limit of this process's cgroup
+# (cgroup v2 memory.max, or v1 memory.limit_in_bytes, up the hierarchy): in
+# a container or a systemd slice with a limit, sizing for the host's memory
+# would have PostgreSQL killed by the OOM killer. The cores are nproc's
+# (which honours the CPU affinity a cgroup's cpuset gives).
 # Exit codes: 0 ok, 64 usage.
 set -euo pipefail
 
@@ -31,8 +36,44 @@ default_from_defaults_env() {
 	fi
 }
 
+# cgroup_limit_kb: the tightest memory limit of this process's cgroup and its
+# ancestors, in kB, or nothing when there is none. CPA_CGROUP_ROOT (default
+# /sys/fs/cgroup) is where the hierarchy is mounted.
+cgroup_limit_kb() {
+	local root=${CPA_CGROUP_ROOT:-/sys/fs/cgroup} line path dir f limit best=""
+	while IFS= read -r line; do
+		case "$line" in
+		0::*) path=${line#0::} f=memory.max dir=$root ;;                  # cgroup v2
+		*:memory:*) path=${line#*:memory:} f=memory.limit_in_bytes dir=$root/memory ;; # v1
+		*) continue ;;
+		esac
+		while :; do
+			if [ -r "$dir$path/$f" ]; then
+				limit=$(cat "$dir$path/$f")
+				# v1 says "no limit" with a huge number, v2 with "max"
+				if [[ "$limit" =~ ^[0-9]+$ ]] && [ "$limit" -lt 4611686018427387904 ]; then
+					limit=$((limit / 1024))
+					if [ -z "$best" ] || [ "$limit" -lt "$best" ]; then best=$limit; fi
+				fi
+			fi
+			if [ -z "$path" ] || [ "$path" = / ]; then
+				break
+			fi
+			path=${path%/*}
+		done
+	done </proc/self/cgroup
+	[ -z "$best" ] || printf '%s\n' "$best"
+}
+
 machine_mem_kb() {
-	awk '/^MemTotal:/ { print $2; exit }' /proc/meminfo
+	local total limit
+	total=$(awk '/^MemTotal:/ { print $2; exit }' /proc/meminfo)
+	limit=$(cgroup_limit_kb)
+	if [ -n "$limit" ] && [ "$limit" -lt "$total" ]; then
+		printf '%s\n' "$limit"
+	else
+		printf '%s\n' "$total"
+	fi
 }
 
 mem_kb=

@@ -60,7 +60,9 @@ test_05_bad_values_exit_64_with_a_reason() {
 	for args in "--allow-cidr 10.0.0.1" "--allow-cidr 300.1.1.1/8" "--allow-cidr 10.0.0.0/33" \
 		"--port 70000" "--port x" "--pool-size 0" "--role bad\"name" "--database Upper" \
 		"--data-root relative/path" "--sets langgraph,bogus" "--sets bogus" "--listen 1.2.3.4;drop" \
-		"--env-file /etc/it's" "--space-margin -1" "--no-such-option" \
+		"--env-file /etc/it's" "--space-margin -1" "--no-such-option" "--agent-role Bad" "--agent-role ai_agent" \
+		"--tls-ca /etc/ca.pem" "--tls-cert /etc/c.pem" "--tls-key /etc/k.pem" "--public-host a;b" \
+		"--apt-cache-valid-time soon" "--remote-env-file relative.env" \
 		"--backup-repo relative/repo" "--backup-repo /" "--backup-stanza bad/name" "--archive-timeout 0" \
 		"--backup-retention 0" "--backup-interval-hours x" "--backup-full-schedule not-a-calendar" \
 		"--backup-diff-schedule Mon;reboot" "--backup-status-dir /var/lib/it's"; do
@@ -169,6 +171,72 @@ test_13_table_tuning_is_skipped_without_the_langgraph_set() {
 	assertEquals "exit code: $out" 0 "$rc"
 	assertContains "$out" "skipped"
 	assertContains "$out" "langgraph set"
+}
+
+# hold_lock FILE SECONDS: another provisioning holding the lock (in the
+# background); its pid in HOLDER.
+hold_lock() {
+	flock "$1" sleep "$2" &
+	HOLDER=$!
+	printf 'provision.sh (pid %s, since a while)\n' "$HOLDER" >"$1.owner"
+	for _ in $(seq 1 50); do
+		flock -n "$1" true || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+test_14_every_entry_point_takes_the_one_lock() {
+	local d rc out entry
+	d=$(tl_tmpdir)
+	hold_lock "$d/lock" 60 || fail "the lock was not taken"
+	for entry in "$P/provision.sh --step summary" "$P/rollback.sh datadir" "$P/rollback.sh schema --to 8" \
+		"$P/steps/20-datadir.sh" "$P/steps/40-tune.sh" "$P/restore.sh --drill" "$P/restore.sh --latest --yes"; do
+		rc=0
+		# shellcheck disable=SC2086 # the entry's words are separate arguments
+		out=$(CPA_LOCK_FILE=$d/lock bash $entry 2>&1) || rc=$?
+		assertEquals "$entry: $out" 69 "$rc"
+		assertContains "$entry says who holds it" "$out" "another provisioning is running on this host"
+		assertContains "$out" "held by provision.sh (pid $HOLDER"
+	done
+	kill "$HOLDER"
+	wait "$HOLDER" 2>/dev/null
+	rc=0
+	out=$(CPA_LOCK_FILE=$d/lock "$P/rollback.sh" app 2>&1) || rc=$?
+	assertEquals "rollback.sh app changes nothing and needs no lock: $out" 0 "$rc"
+	rc=0
+	out=$(CPA_LOCK_FILE=$d/lock "$P/provision.sh" --dry-run --step summary 2>&1) || rc=$?
+	assertEquals "a dry run takes no lock: $out" 0 "$rc"
+}
+
+test_15_the_lock_is_not_inherited_by_what_the_run_starts() {
+	local d daemon lockfile
+	d=$(tl_tmpdir)
+	# A run that takes the lock and leaves a daemon behind, as pg_ctlcluster
+	# leaves PostgreSQL running when systemd is not PID 1.
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	CPA_LOCK_FILE=$d/lock bash -c 'set -euo pipefail
+		. "$1/provision/lib/common.sh"
+		cpa_take_lock "a test run"
+		setsid sleep 60 </dev/null >/dev/null 2>&1 &
+		echo "$!" >"$2"' bash "$TL_ROOT" "$d/daemon" || fail "the run failed"
+	daemon=$(cat "$d/daemon")
+	assertTrue "the daemon runs" "kill -0 $daemon"
+	lockfile=$(readlink -f "$d/lock")
+	assertEquals "the daemon holds no descriptor of the lock" "" \
+		"$(for f in /proc/"$daemon"/fd/*; do [ "$(readlink -f "$f")" = "$lockfile" ] && echo "$f"; done)"
+	for _ in $(seq 1 20); do
+		flock -n "$d/lock" true && break
+		sleep 0.1
+	done
+	assertTrue "the lock is free once the run has ended, though the daemon runs on" "flock -n '$d/lock' true"
+	kill "$daemon"
+	# And the steps provision.sh runs are inside its lock, not refused by it.
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	assertEquals "a child of the holder takes it again freely" ok "$(CPA_LOCK_FILE=$d/lock bash -c '
+		. "$1/provision/lib/common.sh"; CPA_DRY_RUN=0
+		cpa_take_lock parent
+		bash -c ". \"$1/provision/lib/common.sh\"; CPA_DRY_RUN=0; cpa_take_lock child && echo ok"' bash "$TL_ROOT" 2>&1)"
 }
 
 tl_run

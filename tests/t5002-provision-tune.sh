@@ -117,4 +117,40 @@ test_07_postgresql_accepts_and_applies_the_rendered_file() {
 	assertEquals "nothing waits for a restart" 0 "$(tl_sql 'SELECT count(*) FROM pg_settings WHERE pending_restart')"
 }
 
+# in_memory_cgroup LIMIT CMD...: run CMD in a new cgroup whose memory limit is
+# LIMIT bytes (cgroup v2 memory.max, or the v1 memory controller); prints
+# CMD's output. The cgroup is removed afterwards.
+in_memory_cgroup() {
+	local limit=$1 dir file
+	shift
+	if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+		dir=/sys/fs/cgroup/cpa-t5002-$$
+		file=memory.max
+	elif [ -d /sys/fs/cgroup/memory ]; then
+		dir=/sys/fs/cgroup/memory/cpa-t5002-$$
+		file=memory.limit_in_bytes
+	else
+		echo "no memory cgroup controller here"
+		return 1
+	fi
+	mkdir "$dir" || return 1
+	echo "$limit" >"$dir/$file" || { rmdir "$dir"; return 1; }
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$dir" "$@"
+	rmdir "$dir"
+}
+
+test_07_memory_comes_from_the_cgroup_limit_when_there_is_one() {
+	local out host_mb
+	host_mb=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 1024))
+	out=$(in_memory_cgroup $((1024 * 1024 * 1024)) "$TV" --pool-size 20 --instances 1) || fail "no cgroup: $out"
+	assertEquals "the cgroup's 1 GB, not the host's $host_mb MB" 1024 "$(value mem_mb <<<"$out")"
+	assertEquals "shared_buffers from the limit" 256MB "$(value shared_buffers <<<"$out")"
+	assertEquals 768MB "$(value effective_cache_size <<<"$out")"
+	# A limit above the host's memory changes nothing; no limit neither.
+	out=$(in_memory_cgroup $(((host_mb + 4096) * 1024 * 1024)) "$TV" --pool-size 20 --instances 1) || fail "no cgroup"
+	assertEquals "$host_mb" "$(value mem_mb <<<"$out")"
+	assertEquals "$host_mb" "$("$TV" --pool-size 20 --instances 1 | value mem_mb)"
+}
+
 tl_run

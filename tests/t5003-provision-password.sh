@@ -154,12 +154,19 @@ test_09_every_template_renders_with_the_documented_names() {
 }
 
 test_10_credentials_file_round_trip() {
-	local pw
+	local pw agent_pw
 	pw=$(cpa_generate_password)
+	agent_pw=$(cpa_generate_password)
 	CPA_CREDENTIALS_FILE=$WORK/credentials
-	CPA_ENV_FILE=/etc/checkpoint-agent/app.env CPA_DB_ROLE=ai_agent CPA_DB_NAME=db \
-		cpa_credentials_content "$pw" >"$CPA_CREDENTIALS_FILE"
+	CPA_ENV_FILE=/etc/checkpoint-agent/app.env CPA_DB_ROLE=ai_agent CPA_DB_NAME=db CPA_AGENT_DB_ROLE=checkpoint_monitor \
+		cpa_credentials_content "$pw" "$agent_pw" >"$CPA_CREDENTIALS_FILE"
 	assertEquals "$pw" "$(cpa_credentials_password)"
+	assertEquals "the agent's role has its own" "$agent_pw" "$(cpa_credentials_agent_password)"
+	# A file from before the agent had a role of its own: no agent password.
+	grep -v '^agent_' "$CPA_CREDENTIALS_FILE" >"$WORK/credentials-old"
+	CPA_CREDENTIALS_FILE=$WORK/credentials-old
+	assertEquals "$pw" "$(cpa_credentials_password)"
+	assertEquals "an older file has no agent password" "" "$(cpa_credentials_agent_password)"
 	CPA_CREDENTIALS_FILE=$WORK/absent
 	assertEquals "no file, no password" "" "$(cpa_credentials_password)"
 }

@@ -27,6 +27,23 @@ suite_setup() {
 		\\set pw \`cat $PW_FILE\`
 		CREATE ROLE other LOGIN PASSWORD :'pw';
 	EOF
+	enable_tls
+}
+
+# enable_tls: ssl = on with a certificate, as the role-db step loads it before
+# pg_hba.conf: PostgreSQL refuses hostssl lines while SSL is off.
+enable_tls() {
+	local tls=$TL_PGDIR/tls
+	mkdir -p "$tls" && chown postgres: "$tls" || return 1
+	"$TL_ROOT/provision/tls-selfsigned.sh" "$tls/server.crt" "$tls/server.key" localhost || return 1
+	chown postgres: "$tls/server.crt" "$tls/server.key" || return 1
+	tl_psql_super -d postgres >/dev/null <<-EOF || return 1
+		ALTER SYSTEM SET ssl_cert_file = '$tls/server.crt';
+		ALTER SYSTEM SET ssl_key_file = '$tls/server.key';
+		ALTER SYSTEM SET ssl = on;
+		SELECT pg_reload_conf();
+	EOF
+	sleep 0.5
 }
 
 transform() {
@@ -101,6 +118,36 @@ test_05_postgresql_loads_it_and_only_the_application_gets_in() {
 	assertEquals postgres "$out"
 	assertEquals "every loaded rule uses peer or scram-sha-256" "peer scram-sha-256" \
 		"$(tl_sql "SELECT string_agg(DISTINCT auth_method, ' ' ORDER BY auth_method) FROM pg_hba_file_rules")"
+}
+
+test_07_other_networks_get_hostssl_lines_only_and_the_agent_this_host_only() {
+	local out
+	out=$(cpa_hba_transform db app "192.0.2.0/24 2001:db8::/32" monitor </dev/null | active_lines)
+	assertEquals "local db app scram-sha-256
+host db app 127.0.0.1/32 scram-sha-256
+host db app ::1/128 scram-sha-256
+hostssl db app 192.0.2.0/24 scram-sha-256
+hostssl db app 2001:db8::/32 scram-sha-256
+local db monitor scram-sha-256
+host db monitor 127.0.0.1/32 scram-sha-256
+host db monitor ::1/128 scram-sha-256
+local all postgres peer" "$out"
+	assertEquals "no plain host line for another network" "" "$(grep -E '^host .*(192\.0\.2|2001:db8)' <<<"$out")"
+}
+
+test_08_postgresql_loads_the_hostssl_and_agent_lines() {
+	transform_with_agent() {
+		cpa_hba_transform "$TL_APP_DB" "$TL_APP_ROLE" "192.0.2.0/24" monitor <"$ORIGINAL"
+	}
+	transform_with_agent >"$HBA"
+	assertEquals "PostgreSQL parses every line" "" \
+		"$(tl_sql "SELECT line_number || ': ' || error FROM pg_hba_file_rules WHERE error IS NOT NULL")"
+	assertEquals "the network's rule is TLS only" "hostssl" \
+		"$(tl_sql "SELECT type FROM pg_hba_file_rules WHERE address = '192.0.2.0'")"
+	assertEquals "the agent's rules" "local host host" \
+		"$(tl_sql "SELECT string_agg(type, ' ' ORDER BY line_number) FROM pg_hba_file_rules WHERE user_name = '{monitor}'")"
+	transform >"$HBA"
+	unset -f transform_with_agent
 }
 
 test_06_a_file_without_a_postgres_peer_line_gets_one() {

@@ -27,8 +27,10 @@ suite_setup() {
 	install -d -m 0755 "$W/etc" "$W/prefix/bin" "$W/state" "$W/scratch" || return 1
 	install -d -m 0755 -o postgres -g postgres "$W/status" || return 1
 	ln -s "$TL_AGENT" "$W/prefix/bin/checkpoint-agent" || return 1
-	# The agent runs as postgres here (the suite has no agent user): its
-	# password file must be readable by that user.
+	# The agent runs as postgres here (the suite has no agent user), and
+	# logs in as the application's role (no role of its own: the drill's
+	# verify takes that role from the config's uri): its password file must
+	# be readable by that user.
 	install -m 0600 -o postgres -g postgres "$TL_PASSWORD_FILE" "$W/etc/db-password" || return 1
 	cat >"$W/etc/agent.conf" <<-CONF
 		database: { uri = "$TL_DB_URI"; password_file = "$W/etc/db-password"; };
@@ -43,7 +45,7 @@ suite_setup() {
 		CPA_DATA_DIR=$TL_PGDATA CPA_DATA_ROOT=$W/scratch CPA_PREFIX=$W/prefix CPA_AGENT_USER=postgres \
 		CPA_STATE_DIR=$W/state CPA_BACKUP_STATUS_DIR=$W/status CPA_BACKUP_STANZA=$TB_STANZA \
 		CPA_BACKUP_REPO=$TB_REPO CPA_PGBACKREST_CONF=$TB_CONF CPA_PG_SOCKET_DIR=$TL_PGSOCK \
-		CPA_DB_NAME=$TL_APP_DB
+		CPA_DB_NAME=$TL_APP_DB CPA_LOCK_FILE=$W/provision.lock
 }
 
 # restore ARGS...: restore.sh; OUT, RC.

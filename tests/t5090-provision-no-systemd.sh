@@ -4,7 +4,9 @@
 # systemd-nspawn without --boot, so the script itself is the container's
 # first process and /run/systemd/system does not exist. The agent step must
 # start PostgreSQL with pg_ctlcluster, run `checkpoint-agent migrate` and
-# `check` itself, enable the unit for the next boot and say so.
+# `check` itself, enable the unit for the next boot and say so. The
+# PostgreSQL it leaves running must not hold the provisioning lock: a run
+# right after it, in the same container, must not be refused.
 
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
@@ -58,7 +60,12 @@ test_01_provisions_migrates_and_checks_without_systemd() {
 	in_container first '[ ! -d /run/systemd/system ] || { echo "systemd runs here"; exit 99; }
 		/opt/checkpoint-agent/provision/provision.sh || exit
 		echo "data_directory=$(runuser -u postgres -- psql -X -At -c "SHOW data_directory")"
-		echo "schema=$(runuser -u postgres -- psql -X -At -d langgraph_checkpoints -c "SELECT max(v) FROM checkpoint_migrations")"'
+		echo "schema=$(runuser -u postgres -- psql -X -At -d langgraph_checkpoints -c "SELECT max(v) FROM checkpoint_migrations")"
+		for p in $(pgrep -x postgres); do ls -l /proc/$p/fd | grep -q checkpoint-provision.lock && echo "LEAKED into pid $p"; done
+		sleep 0.5
+		flock -n /run/lock/checkpoint-provision.lock true && echo "lock free while PostgreSQL runs"
+		/opt/checkpoint-agent/provision/provision.sh >/tmp/again.log 2>&1; echo "second run in the same container: exit $?"
+		tail -n 1 /tmp/again.log'
 	log=$(cat "$OUT/first.log")
 	assertEquals "exit code" 0 "$RC"
 	assertContains "$log" "systemd is not running (no /run/systemd/system): migrating and checking directly"
@@ -67,6 +74,10 @@ test_01_provisions_migrates_and_checks_without_systemd() {
 	assertContains "it says so plainly" "$log" "checkpoint-agent.service is not running now: it starts at the next boot"
 	assertContains "$log" "data_directory=/mnt/data/postgresql/15/main"
 	assertContains "$log" "schema=9"
+	assertNotContains "no PostgreSQL process holds the lock: $log" "$log" "LEAKED"
+	assertContains "$log" "lock free while PostgreSQL runs"
+	assertContains "$log" "second run in the same container: exit 0"
+	assertContains "$log" "Nothing changed"
 	assertTrue "the unit is enabled for the next boot" \
 		"[ -L '$ROOT/etc/systemd/system/multi-user.target.wants/checkpoint-agent.service' ]"
 	assertContains "backups without systemd: the first backup" "$log" "took the first full backup"

@@ -103,6 +103,7 @@ test_05_roles_give_every_placeholder_of_the_shared_templates() {
 	for t in postgresql-tuning.conf.j2:postgresql/tasks/tuning.yml \
 		agent.conf.j2:checkpoint_agent/tasks/main.yml \
 		app.env.j2:checkpoint_database/tasks/main.yml \
+		app-remote.env.j2:checkpoint_database/tasks/main.yml \
 		checkpoint-autovacuum.sql.j2:checkpoint_agent/tasks/autovacuum.yml \
 		pgbackrest.conf.j2:checkpoint_backup/tasks/main.yml \
 		postgresql-archive.conf.j2:checkpoint_backup/tasks/main.yml; do

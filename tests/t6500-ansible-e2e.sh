@@ -13,9 +13,17 @@
 # Backups are on (role checkpoint_backup, the repository at /mnt/backup on
 # the container's root file system, which here is the data's too).
 #
-# The tests run in order and build on each other: first run, second run,
-# check mode, a tuning change, relocation of a second cluster that holds
-# data, then the application's connection with the stored password.
+# The tests run in order and build on each other: check mode on the fresh
+# host, first run (TLS, the agent's own role, the lock released), second
+# run, check mode, a tuning change in check mode and for real, a reload or
+# restart an earlier play did not make, a refused tuning file put back,
+# relocation of a second cluster that holds data (flushed before the switch),
+# the refusals the scripts make too (a newer copy, a copy with a
+# postmaster.pid, WAL or tablespaces outside the directory), a failed copy
+# whose removal fails (the cluster is up again first), the lock another
+# provisioning holds, then the application's connection with the stored
+# password, and the upgrade of a host of the older layout with remote
+# clients over TLS.
 
 #
 # suite-timeout: 1500 (tests/run.sh: it provisions a whole server, several times)
@@ -191,6 +199,13 @@ stored_password_digest() {
 	tc_exec sed -n 's/^password=//p' /etc/checkpoint-agent/credentials | sha256sum
 }
 
+test_00_check_mode_on_a_fresh_host_says_what_it_would_do() {
+	run_playbook --check
+	assertEquals "check mode on a host without PostgreSQL (see $PB_LOG)" 0 "$PB_RC"
+	assertContains "$(cat "$PB_LOG")" "Check mode on a host without PostgreSQL"
+	assertFalse "nothing was installed" "tc_exec test -e /usr/bin/pg_lsclusters"
+}
+
 test_01_first_run_converges() {
 	local datadir
 	run_playbook
@@ -215,6 +230,16 @@ test_01_first_run_converges() {
 	assertEquals "pg_hba lines using trust" 0 \
 		"$(tc_exec grep -Ecv '^[[:space:]]*(#|$)|scram-sha-256|peer' /etc/postgresql/15/main/pg_hba.conf)"
 	stored_password_digest >"$TC_DIR/password.sha256"
+	assertEquals "TLS" "on TLSv1.2" "$(psql_in 5432 postgres "SELECT current_setting('ssl') || ' ' || current_setting('ssl_min_protocol_version')")"
+	assertEquals "the agent's role: pg_monitor, not the owner's rights, but may become it" "t f t" \
+		"$(psql_in 5432 postgres "SELECT pg_has_role('checkpoint_monitor', 'pg_monitor', 'USAGE'), pg_has_role('checkpoint_monitor', 'ai_agent', 'USAGE'), pg_has_role('checkpoint_monitor', 'ai_agent', 'MEMBER')" | tr '|' ' ')"
+	assertEquals "the application's role reads no other session" f \
+		"$(psql_in 5432 postgres "SELECT pg_has_role('ai_agent', 'pg_read_all_stats', 'MEMBER')")"
+	assertContains "the agent checks as its own role, over TLS" \
+		"$(tc_exec runuser -u checkpoint-agent -- /usr/local/bin/checkpoint-agent -c /etc/checkpoint-agent/agent.conf check 2>&1 | grep ' connect:')" \
+		"connected as checkpoint_monitor@localhost:5432/langgraph_checkpoints"
+	assertTrue "the lock is free after the play" "tc_exec flock -n /run/lock/checkpoint-provision.lock true"
+	assertEquals "no lock holder is left" "" "$(tc_exec pgrep -f 'flock --wait' || true)"
 	# Backups (role checkpoint_backup): archiving after the one restart, the
 	# stanza and its first full backup, the timers, the agent's check.
 	assertEquals "archive_mode" on "$(psql_in 5432 postgres 'SHOW archive_mode')"
@@ -271,6 +296,49 @@ test_04_tuning_change_reloads_without_restart() {
 	assertNotContains "the restart handler ran" "$(cat "$PB_LOG")" "RUNNING HANDLER [postgresql : Restart PostgreSQL]"
 }
 
+test_04b_check_mode_with_a_tuning_change_reports_it_and_changes_nothing() {
+	local before
+	before=$(config_snapshot)
+	run_playbook --check -e '{"postgresql_tuning_overrides": {"work_mem": "13MB"}}'
+	assertEquals "check mode with a change (see $PB_LOG)" 0 "$PB_RC"
+	assertContains "it reports the change" "$(changed_tasks)" "Write the tuning file into the cluster's conf.d"
+	assertEquals "and changes no file" "$before" "$(config_snapshot)"
+	assertEquals "nor the server" 12MB "$(psql_in 5432 postgres 'SHOW work_mem')"
+}
+
+test_04c_a_reload_or_restart_an_earlier_play_did_not_make_is_made() {
+	local conf=$TUNING_FILE
+	assertEquals 35 "$(psql_in 5432 postgres 'SHOW max_connections')"
+	# A play with max_connections 60 that failed after writing the tuning
+	# file and reloading, before its restart: the file as that play renders
+	# it (only the max_connections line differs), loaded, the restart lost.
+	tc_exec sed -i 's/^max_connections = 35$/max_connections = 60/' "$conf"
+	tc_exec pg_ctlcluster 15 main reload
+	sleep 1
+	run_playbook -e '{"postgresql_tuning_overrides": {"work_mem": "12MB", "max_connections": "60"}}'
+	assertEquals "exit code (see $PB_LOG)" 0 "$PB_RC"
+	assertContains "$(changed_tasks)" "Restart for settings that wait for one (an earlier run's change)"
+	assertEquals "the restart was made" 60 "$(psql_in 5432 postgres 'SHOW max_connections')"
+	# One that wrote its file and stopped before the reload.
+	tc_exec sed -i 's/^max_connections = 60$/max_connections = 35/' "$conf"
+	run_playbook -e '{"postgresql_tuning_overrides": {"work_mem": "12MB"}}'
+	assertEquals "exit code (see $PB_LOG)" 0 "$PB_RC"
+	assertContains "$(changed_tasks)" "Reload for configuration files the server has not loaded"
+	assertEquals "reloaded and restarted" 35 "$(psql_in 5432 postgres 'SHOW max_connections')"
+}
+
+test_04d_a_tuning_file_postgresql_refuses_is_put_back() {
+	local before
+	before=$(tc_exec md5sum "$TUNING_FILE")
+	run_playbook -e '{"postgresql_tuning_overrides": {"work_mem": "12MB", "max_connections": "9999999"}}'
+	assertNotEquals "the play fails (see $PB_LOG)" 0 "$PB_RC"
+	assertContains "$(cat "$PB_LOG")" "PostgreSQL refuses the new $TUNING_FILE"
+	assertEquals "the previous file is back" "$before" "$(tc_exec md5sum "$TUNING_FILE")"
+	assertEquals "no backup file is left in conf.d" 1 "$(tc_exec find /etc/postgresql/15/main/conf.d -type f | wc -l)"
+	assertEquals "the server runs on as it was" 35 "$(psql_in 5432 postgres 'SHOW max_connections')"
+	assertTrue "the lock was released although the play failed" "tc_exec flock -n /run/lock/checkpoint-provision.lock true"
+}
+
 test_05_cluster_with_data_is_relocated() {
 	local before after
 	# A host whose cluster already holds data: a second cluster at Debian's
@@ -308,6 +376,93 @@ test_05_cluster_with_data_is_relocated() {
 	assertEquals "the agent follows the cluster: schema version on 15/legacy" 9 \
 		"$(psql_in 5433 langgraph_checkpoints 'SELECT max(v) FROM public.checkpoint_migrations')"
 	assertEquals "checkpoint-agent.service" active "$(tc_exec systemctl is-active checkpoint-agent.service)"
+	assertEquals "the copy was flushed to the disk before the switch" "flush switch" "$(sed -n \
+		-e 's/^TASK \[postgresql : Flush the copy to the disk.*/flush/p' \
+		-e 's/^TASK \[postgresql : Point the cluster at the copy\].*/switch/p' "$PB_LOG" | paste -sd ' ')"
+	printf '%s\n' "$before" >"$TC_DIR/legacy.checksums"
+}
+
+# run_refused NAME CLUSTER PORT TEXT: the postgresql role on CLUSTER must
+# fail with TEXT and change nothing (data_directory as before).
+run_refused() {
+	local name=$1 cluster=$2 port=$3 text=$4 dir_before
+	dir_before=$(tc_exec pg_conftool -s 15 "$cluster" show data_directory)
+	run_playbook --tags postgresql -e "cpa_pg_cluster=$cluster" -e "cpa_pg_port=$port"
+	assertNotEquals "$name: refused (see $PB_LOG)" 0 "$PB_RC"
+	assertContains "$name" "$(cat "$PB_LOG")" "$text"
+	assertContains "$name" "$(cat "$PB_LOG")" "Nothing was changed"
+	assertEquals "$name: data_directory as before" "$dir_before" "$(tc_exec pg_conftool -s 15 "$cluster" show data_directory)"
+}
+
+test_05b_the_scripts_refusals_hold_for_the_role_too() {
+	# A copy at the target that is newer than the cluster: 15/legacy pointed
+	# back by hand at the directory the move kept, which is older.
+	tc_exec systemctl stop postgresql@15-legacy.service
+	tc_exec pg_conftool 15 legacy set data_directory /var/lib/postgresql/15/legacy
+	run_refused newer legacy 5433 "not provably older than /var/lib/postgresql/15/legacy"
+	assertContains "$(cat "$PB_LOG")" "is later than the cluster's"
+	assertTrue "the newer copy is untouched" "[ -f '$DATA_DIR_HOST/postgresql/15/legacy/PG_VERSION' ]"
+	tc_exec pg_conftool 15 legacy set data_directory /mnt/data/postgresql/15/legacy
+	tc_exec systemctl start postgresql@15-legacy.service
+	assertEquals "legacy's rows" "$(cat "$TC_DIR/legacy.checksums")" \
+		"$(table_checksums 5433 | grep -Ff <(cut -d' ' -f1,2 <"$TC_DIR/legacy.checksums" | sed 's/$/ /'))"
+	# A cluster that holds data, and a copy of it with a postmaster.pid at the target.
+	tc_exec pg_createcluster --port=5434 --start 15 refuse >>"$TC_DIR/refuse.log" 2>&1 || fail "pg_createcluster"
+	psql_in 5434 postgres "CREATE TABLE kept (x int); INSERT INTO kept VALUES (1)" >/dev/null
+	tc_exec systemctl stop postgresql@15-refuse.service
+	tc_exec sh -c 'mkdir -p /mnt/data/postgresql/15 && cp -a /var/lib/postgresql/15/refuse /mnt/data/postgresql/15/refuse &&
+		echo 4242 >/mnt/data/postgresql/15/refuse/postmaster.pid'
+	tc_exec systemctl start postgresql@15-refuse.service
+	run_refused postmaster.pid refuse 5434 "it has a postmaster.pid"
+	tc_exec rm -rf /mnt/data/postgresql/15/refuse
+	# WAL outside the directory.
+	tc_exec systemctl stop postgresql@15-refuse.service
+	tc_exec sh -c 'mv /var/lib/postgresql/15/refuse/pg_wal /var/lib/postgresql/15/refuse-wal &&
+		ln -s /var/lib/postgresql/15/refuse-wal /var/lib/postgresql/15/refuse/pg_wal'
+	tc_exec systemctl start postgresql@15-refuse.service
+	run_refused pg_wal refuse 5434 "pg_wal is a symlink"
+	tc_exec systemctl stop postgresql@15-refuse.service
+	tc_exec sh -c 'rm /var/lib/postgresql/15/refuse/pg_wal && mv /var/lib/postgresql/15/refuse-wal /var/lib/postgresql/15/refuse/pg_wal'
+	tc_exec systemctl start postgresql@15-refuse.service
+	# A tablespace.
+	tc_exec install -d -o postgres -g postgres /var/lib/postgresql/refuse-space
+	psql_in 5434 postgres "CREATE TABLESPACE elsewhere LOCATION '/var/lib/postgresql/refuse-space'" >/dev/null
+	run_refused tablespace refuse 5434 "uses tablespaces"
+	assertEquals "the cluster runs as it was" 1 "$(psql_in 5434 postgres 'SELECT count(*) FROM kept')"
+	psql_in 5434 postgres "DROP TABLESPACE elsewhere" >/dev/null
+}
+
+test_05c_a_failed_copy_starts_the_cluster_before_it_removes_the_copy() {
+	local mnt
+	# The target is a small file system of its own (mounted from outside the
+	# container): the copy runs out of space, and the copy's directory, a
+	# mount point, cannot be removed.
+	mnt=/mnt/data/postgresql/15/refuse
+	tc_exec install -d -o postgres -g postgres -m 0700 "$mnt"
+	nsenter -t "$TC_PID" -m mount -t tmpfs -o size=4m,mode=0700,uid=0,gid=0 cpa-small "$mnt" || fail "no tmpfs"
+	tc_exec chown postgres:postgres "$mnt"
+	psql_in 5434 postgres "CREATE TABLE big AS SELECT g, md5(g::text) FROM generate_series(1, 200000) g" >/dev/null
+	run_playbook --tags postgresql -e cpa_pg_cluster=refuse -e cpa_pg_port=5434
+	nsenter -t "$TC_PID" -m umount "$mnt"
+	assertNotEquals "the copy failed (see $PB_LOG)" 0 "$PB_RC"
+	assertEquals "the cluster was started again first" active "$(tc_exec systemctl is-active postgresql@15-refuse.service)"
+	assertEquals "on its old directory" /var/lib/postgresql/15/refuse "$(psql_in 5434 postgres 'SHOW data_directory')"
+	assertEquals "with its rows" 200000 "$(psql_in 5434 postgres 'SELECT count(*) FROM big')"
+	tc_exec pg_dropcluster --stop 15 refuse
+}
+
+test_05d_another_provisioning_holding_the_lock_stops_the_play() {
+	local holder
+	tc_exec sh -c 'flock /run/lock/checkpoint-provision.lock sleep 120 >/dev/null 2>&1 &
+		echo "provision.sh (pid $!, since a test)" >/run/lock/checkpoint-provision.lock.owner'
+	sleep 0.5
+	run_playbook
+	holder=$(tc_exec pgrep -f 'flock /run/lock/checkpoint-provision.lock sleep 120')
+	tc_exec kill "$holder"
+	assertNotEquals "refused (see $PB_LOG)" 0 "$PB_RC"
+	assertContains "$(cat "$PB_LOG")" "Another provisioning is running on this host"
+	assertContains "$(cat "$PB_LOG")" "held by provision.sh (pid"
+	assertNotContains "no role ran" "$(cat "$PB_LOG")" "TASK [postgresql"
 }
 
 # app_connect [sed expression]: connect the way the application does, with
@@ -337,6 +492,51 @@ test_06_app_role_connects_with_stored_password() {
 		"$(tc_exec bash -c 'pw=$(sed -n "s/^password=//p" /etc/checkpoint-agent/credentials); grep -cF ":$pw@" /etc/checkpoint-agent/app.env')"
 	assertEquals "the stored password never changed across the runs" "$(cat "$TC_DIR/password.sha256")" \
 		"$(stored_password_digest)"
+}
+
+test_07_a_host_of_the_older_layout_is_upgraded_and_remote_clients_use_tls() {
+	local out
+	# The layout before the agent had a role of its own (on 15/legacy, where
+	# the agent now points): the agent logged in as the application's role,
+	# a member of pg_read_all_stats.
+	tc_exec systemctl stop checkpoint-agent.service
+	psql_in 5433 postgres "GRANT pg_read_all_stats TO ai_agent; DROP ROLE checkpoint_monitor; DROP ROLE checkpoint_monitor_as_owner" >/dev/null
+	tc_exec sed -i -e 's|postgresql://checkpoint_monitor@|postgresql://ai_agent@|' -e '/owner_role/d' /etc/checkpoint-agent/agent.conf
+	tc_exec sed -i '/^agent_/d' /etc/checkpoint-agent/credentials
+	tc_exec sh -c 'sed -n "s/^password=//p" /etc/checkpoint-agent/credentials >/etc/checkpoint-agent/db-password'
+	tc_exec systemctl start checkpoint-agent.service || fail "the older layout's agent did not start"
+	nsenter -t "$TC_PID" -n ip addr add 192.0.2.10/32 dev lo || fail "cannot add 192.0.2.10"
+	run_playbook -e cpa_pg_cluster=legacy -e cpa_pg_port=5433 -e cpa_listen_addresses=localhost,192.0.2.10 \
+		-e '{"cpa_allowed_cidrs": ["192.0.2.10/32"]}' -e cpa_db_public_host=192.0.2.10
+	assertEquals "upgrade exit code (see $PB_LOG)" 0 "$PB_RC"
+	assertEquals "the application's role reads no other session" f \
+		"$(psql_in 5433 postgres "SELECT pg_has_role('ai_agent', 'pg_read_all_stats', 'MEMBER')")"
+	assertContains "the agent checks as its own role" \
+		"$(tc_exec runuser -u checkpoint-agent -- /usr/local/bin/checkpoint-agent -c /etc/checkpoint-agent/agent.conf check 2>&1 | grep ' connect:')" \
+		"connected as checkpoint_monitor@"
+	assertNotEquals "the agent's password file no longer holds the application's password" \
+		"$(sed -n 's/^password=//p' "$TC_ROOT/etc/checkpoint-agent/credentials")" "$(cat "$TC_ROOT/etc/checkpoint-agent/db-password")"
+	assertEquals "the other network: hostssl" hostssl \
+		"$(psql_in 5433 postgres "SELECT type FROM pg_hba_file_rules WHERE address = '192.0.2.10'")"
+	assertContains "$(tc_exec grep '^CHECKPOINT_DB_URI=' /etc/checkpoint-agent/app-remote.env)" "@192.0.2.10:5433/langgraph_checkpoints?sslmode=require"
+	out=$(app_connect_remote)
+	assertEquals "the remote URI connects over TLS" "ai_agent True" "$out"
+	out=$(app_connect_remote 'sslmode=require' 'sslmode=disable')
+	assertContains "never without TLS" "$out" "no encryption"
+}
+
+# app_connect_remote [sed expression]: like app_connect, with app-remote.env.
+app_connect_remote() {
+	tc_exec runuser -u nobody -g checkpoint-app -- python3 -c '
+import re, sys, psycopg2
+uri = re.search(r"^CHECKPOINT_DB_URI=(.*)$", open("/etc/checkpoint-agent/app-remote.env").read(), re.M).group(1)
+if len(sys.argv) > 1:
+    uri = re.sub(sys.argv[1], sys.argv[2], uri)
+conn = psycopg2.connect(uri, connect_timeout=5)
+cur = conn.cursor()
+cur.execute("SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+print(*cur.fetchone())
+' "$@" 2>&1
 }
 
 tl_run

@@ -110,26 +110,71 @@ cpa_die() {
 	exit "$code"
 }
 
-# CPA_ON_FAILURE: the name of a function the ERR trap runs (once) before it
-# stops the step, e.g. to start PostgreSQL again when a data directory copy
-# fails while it is stopped. Empty when there is nothing to put back.
+# CPA_ON_FAILURE: the name of a function run (once) before the step stops
+# for any reason while it is set: an unexpected failure (the ERR trap), a
+# hang-up, interrupt or termination signal (an SSH session that drops), or
+# any other exit. E.g. start PostgreSQL again when a data directory copy is
+# cut short while it is stopped. Empty when there is nothing to put back.
 CPA_ON_FAILURE=
+
+# cpa_run_failure_hook: run CPA_ON_FAILURE once, if set; never fails.
+cpa_run_failure_hook() {
+	local hook=$CPA_ON_FAILURE
+	[ -n "$hook" ] || return 0
+	CPA_ON_FAILURE=
+	"$hook" || true
+}
 
 # The ERR trap: an unexpected failure of a command.
 cpa_on_error() {
-	local rc=$1 line=$2 cmd=$3 hook=$CPA_ON_FAILURE src=${BASH_SOURCE[1]:-bash}
+	local rc=$1 line=$2 cmd=$3 src=${BASH_SOURCE[1]:-bash}
 	trap - ERR
-	if [ -n "$hook" ]; then
-		CPA_ON_FAILURE=
-		"$hook" || true
-	fi
+	cpa_run_failure_hook
 	cpa_die "$CPA_EX_FAILED" "command failed (exit $rc) at ${src##*/}:$line: $cmd" \
 		"The output above says why."
+}
+
+# cpa_on_signal NAME NUMBER: the hang-up, interrupt and termination traps.
+# The put-back runs with further signals ignored and errors tolerated: after
+# a hang-up the terminal is gone, so its output goes to
+# CPA_STATE_DIR/interrupted.log instead, where the next run can be checked.
+cpa_on_signal() {
+	local name=$1 number=$2
+	trap '' HUP INT TERM PIPE
+	trap - ERR
+	set +e
+	if [ "$name" = HUP ]; then
+		install -d -m 0700 "$CPA_STATE_DIR" 2>/dev/null
+		exec >>"$CPA_STATE_DIR/interrupted.log" 2>&1
+		printf '%s: step %s: hang-up\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${CPA_STEP:-?}"
+	fi
+	cpa_warn "interrupted by SIG$name${CPA_ON_FAILURE:+: putting things back first}"
+	cpa_run_failure_hook
+	exit $((128 + number))
+}
+
+# The EXIT trap: whatever ends the step (an exit from cpa_die in the middle
+# of a copy, say) runs the put-back if it is still set. The ERR trap goes
+# first: the exit's own status, returned here, would otherwise set it off
+# (set -E) and turn a usage error's 64 into a "command failed" 70.
+cpa_on_exit() {
+	local rc=$?
+	trap - ERR
+	if [ -n "$CPA_ON_FAILURE" ]; then
+		trap '' HUP INT TERM PIPE
+		set +e
+		cpa_run_failure_hook
+	fi
+	return "$rc"
 }
 
 cpa_enable_error_trap() {
 	set -E
 	trap 'cpa_on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
+	trap 'cpa_on_signal HUP 1' HUP
+	trap 'cpa_on_signal INT 2' INT
+	trap 'cpa_on_signal TERM 15' TERM
+	trap cpa_on_exit EXIT
 }
 
 # ---------------------------------------------------------------- dry run
@@ -161,6 +206,62 @@ cpa_require_root() {
 }
 
 cpa_have() { command -v "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------- the lock
+
+# One provisioning at a time on a host. provision.sh, rollback.sh, a step run
+# alone and the Ansible playbook (role provisioning_lock) take the same
+# flock(2) lock on CPA_LOCK_FILE, and CPA_LOCK_FILE.owner says who holds it.
+# A helper process holds it: flock --close, started in a session of its own
+# (so a hang-up that ends this script's session does not end it), waits
+# until this script's process has exited. No descriptor of the lock is ever
+# open in this shell, so nothing it starts inherits one: a PostgreSQL started
+# with pg_ctlcluster runs for months, and would otherwise hold the lock for
+# as long, making every later run exit 69. The lock is free again within
+# 0.2 s of the script's exit; a second run waits up to 3 s for it.
+CPA_LOCK_FILE=${CPA_LOCK_FILE:-/run/lock/checkpoint-provision.lock}
+CPA_LOCK_OWNER=${CPA_LOCK_OWNER:-}
+
+# cpa_lock_held_by_parent: true when a process this one descends from took
+# the lock (provision.sh running a step, rollback.sh running the agent step).
+cpa_lock_held_by_parent() {
+	local pid=$PPID
+	[[ "$CPA_LOCK_OWNER" =~ ^[0-9]+$ ]] || return 1
+	# the holder itself, after an exec
+	[ "$$" = "$CPA_LOCK_OWNER" ] && return 0
+	# The holder may be PID 1 (provision.sh as a container's first process).
+	while [ "$pid" -gt 0 ]; do
+		[ "$pid" = "$CPA_LOCK_OWNER" ] && return 0
+		[ "$pid" -gt 1 ] || return 1
+		# /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+		pid=$(sed 's/^.*) [^ ]* \([0-9]*\) .*$/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
+		[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	done
+	return 1
+}
+
+# cpa_take_lock WHO: take the provisioning lock for the rest of this
+# process's life, or stop (69) naming who holds it. A dry run takes none.
+cpa_take_lock() {
+	local who=$1 fd line="" owner
+	[ "$CPA_DRY_RUN" = 1 ] && return 0
+	cpa_lock_held_by_parent && return 0
+	install -d -m 0755 "$(dirname "$CPA_LOCK_FILE")" ||
+		cpa_die "$CPA_EX_FAILED" "cannot create the folder of the lock $CPA_LOCK_FILE"
+	# shellcheck disable=SC2016 # $1 is the inner sh's
+	exec {fd}< <(exec setsid flock --wait 3 --conflict-exit-code 75 --close "$CPA_LOCK_FILE" \
+		sh -c 'echo locked; exec tail --pid="$1" --sleep-interval=0.2 -f /dev/null >/dev/null' sh "$$" 2>/dev/null)
+	read -r -t 30 -u "$fd" line || true
+	exec {fd}<&-
+	if [ "$line" != locked ]; then
+		owner=$(head -n 1 "$CPA_LOCK_FILE.owner" 2>/dev/null || true)
+		cpa_die "$CPA_EX_UNAVAILABLE" "another provisioning is running on this host (lock $CPA_LOCK_FILE, held by ${owner:-an unknown process})" \
+			"Wait for it to finish, then run this again. provision.sh, rollback.sh, the steps and the Ansible playbook share this lock."
+	fi
+	CPA_LOCK_OWNER=$$
+	export CPA_LOCK_OWNER
+	printf '%s (pid %s, since %s)\n' "$who" "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$CPA_LOCK_FILE.owner" || true
+}
 
 cpa_systemd_running() { [ -d /run/systemd/system ]; }
 
@@ -226,6 +327,22 @@ defaults from provision/defaults.env):
   --state-dir DIR         provisioning records [CPA_STATE_DIR=$CPA_STATE_DIR]
   --space-margin PCT      free space required beyond the data size
                           [CPA_SPACE_MARGIN_PERCENT=$CPA_SPACE_MARGIN_PERCENT]
+  --agent-role NAME       the agent's login role (pg_monitor)
+                          [CPA_AGENT_DB_ROLE=$CPA_AGENT_DB_ROLE]
+  --tls-cert FILE, --tls-key FILE
+                          the server's certificate and key; default: a
+                          generated self-signed one [CPA_TLS_CERT_FILE,
+                          CPA_TLS_KEY_FILE="$CPA_TLS_CERT_FILE" "$CPA_TLS_KEY_FILE"]
+  --tls-ca FILE           the CA that signed it: remote clients verify the
+                          server [CPA_TLS_CA_FILE="$CPA_TLS_CA_FILE"]
+  --public-host NAME      the name remote clients use [CPA_DB_PUBLIC_HOST,
+                          default hostname -f: "$CPA_DB_PUBLIC_HOST"]
+  --remote-env-file FILE  the env file for remote clients (--allow-cidr)
+                          [CPA_REMOTE_ENV_FILE=$CPA_REMOTE_ENV_FILE]
+  --apt-cache-valid-time S  apt-get update first when the lists are older
+                          [CPA_APT_CACHE_VALID_TIME=$CPA_APT_CACHE_VALID_TIME]
+  (environment only)      [CPA_LOCK_FILE=$CPA_LOCK_FILE], the one lock of
+                          provision.sh, rollback.sh, the steps and Ansible
   --retention DURATION    the agent's TTL sweeps: prune threads whose newest
                           checkpoint is older, e.g. 30d; empty is off
                           [CPA_RETENTION="$CPA_RETENTION"]
@@ -314,7 +431,8 @@ cpa_parse_options() {
 		--pg-version | --cluster | --port | --data-root | --data-dir | --listen | --allow-cidr | \
 			--role | --database | --schema | --sets | --pool-size | --pool-instances | --app-group | \
 			--config-dir | --env-file | --credentials-file | --agent-password-file | --agent-user | \
-			--prefix | --state-dir | --space-margin | --password-file | --backup-repo | --backup-stanza | \
+			--prefix | --state-dir | --space-margin | --password-file | --agent-role | --tls-cert | --tls-key | \
+			--tls-ca | --public-host | --remote-env-file | --apt-cache-valid-time | --backup-repo | --backup-stanza | \
 			--backup-full-schedule | --backup-diff-schedule | --drill-schedule | --backup-interval-hours | \
 			--backup-retention | --archive-timeout | --backup-status-dir | --agent-deb)
 			if ! take_value "$@"; then shift; fi
@@ -342,6 +460,13 @@ cpa_parse_options() {
 			--state-dir) CPA_STATE_DIR=$val ;;
 			--space-margin) CPA_SPACE_MARGIN_PERCENT=$val ;;
 			--password-file) CPA_PASSWORD_SOURCE=$val ;;
+			--agent-role) CPA_AGENT_DB_ROLE=$val ;;
+			--tls-cert) CPA_TLS_CERT_FILE=$val ;;
+			--tls-key) CPA_TLS_KEY_FILE=$val ;;
+			--tls-ca) CPA_TLS_CA_FILE=$val ;;
+			--public-host) CPA_DB_PUBLIC_HOST=$val ;;
+			--remote-env-file) CPA_REMOTE_ENV_FILE=$val ;;
+			--apt-cache-valid-time) CPA_APT_CACHE_VALID_TIME=$val ;;
 			--backup-repo) CPA_BACKUP_REPO=$val ;;
 			--backup-stanza) CPA_BACKUP_STANZA=$val ;;
 			--backup-full-schedule) CPA_BACKUP_FULL_SCHEDULE=$val ;;
@@ -409,7 +534,9 @@ cpa_finish_settings() {
 	export CPA_DATA_DIR CPA_AGENT_CONFIG CPA_AGENT_BIN CPA_PG_CONF_DIR CPA_PG_BIN CPA_PG_UNIT \
 		CPA_DRY_RUN CPA_REMOVE_OLD CPA_REQUIRE_MOUNT CPA_PASSWORD_SOURCE CPA_ALLOWED_CIDRS \
 		CPA_DATA_ROOT CPA_LISTEN_ADDRESSES CPA_DB_ROLE CPA_DB_NAME CPA_DB_SCHEMA CPA_SETS \
-		CPA_POOL_SIZE CPA_POOL_INSTANCES CPA_PG_VERSION CPA_PG_CLUSTER CPA_PG_PORT CPA_AGENT_DEB
+		CPA_POOL_SIZE CPA_POOL_INSTANCES CPA_PG_VERSION CPA_PG_CLUSTER CPA_PG_PORT CPA_AGENT_DEB \
+		CPA_AGENT_DB_ROLE CPA_TLS_CERT_FILE CPA_TLS_KEY_FILE CPA_TLS_CA_FILE CPA_DB_PUBLIC_HOST \
+		CPA_REMOTE_ENV_FILE CPA_APT_CACHE_VALID_TIME
 
 	[[ "$CPA_PG_VERSION" =~ ^[0-9]+$ ]] || cpa_usage_error "the PostgreSQL version must be a number: $CPA_PG_VERSION"
 	[[ "$CPA_PG_CLUSTER" =~ ^[A-Za-z0-9_.-]+$ ]] || cpa_usage_error "bad cluster name: $CPA_PG_CLUSTER"
@@ -417,8 +544,12 @@ cpa_finish_settings() {
 	cpa_check_uint "pool size" "$CPA_POOL_SIZE" 1 100000
 	cpa_check_uint "pool instances" "$CPA_POOL_INSTANCES" 1 10000
 	cpa_check_uint "space margin" "$CPA_SPACE_MARGIN_PERCENT" 0 1000
+	cpa_check_uint "apt cache valid time" "$CPA_APT_CACHE_VALID_TIME" 0 999999999
 	for c in CPA_DATA_ROOT CPA_DATA_DIR CPA_CONFIG_DIR CPA_ENV_FILE CPA_CREDENTIALS_FILE \
-		CPA_AGENT_PASSWORD_FILE CPA_PREFIX CPA_STATE_DIR; do
+		CPA_AGENT_PASSWORD_FILE CPA_PREFIX CPA_STATE_DIR CPA_REMOTE_ENV_FILE CPA_LOCK_FILE \
+		CPA_TLS_CERT_FILE CPA_TLS_KEY_FILE CPA_TLS_CA_FILE; do
+		# the TLS files may be empty (a generated certificate)
+		[ -n "${!c}" ] || case "$c" in CPA_TLS_*) continue ;; esac
 		case "${!c}" in
 		/*) ;;
 		*) cpa_usage_error "$c must be an absolute path: ${!c}" ;;
@@ -429,7 +560,7 @@ cpa_finish_settings() {
 	done
 	CPA_DATA_DIR=$(cpa_normalize_path "$CPA_DATA_DIR")
 	CPA_DATA_ROOT=$(cpa_normalize_path "$CPA_DATA_ROOT")
-	for c in CPA_DB_ROLE CPA_DB_NAME CPA_DB_SCHEMA CPA_APP_GROUP CPA_AGENT_USER; do
+	for c in CPA_DB_ROLE CPA_DB_NAME CPA_DB_SCHEMA CPA_APP_GROUP CPA_AGENT_USER CPA_AGENT_DB_ROLE; do
 		[[ "${!c}" =~ ^[a-z_][a-z0-9_-]*$ ]] ||
 			cpa_usage_error "$c must be lower-case letters, digits, _ or - (starting with a letter or _): ${!c}"
 	done
@@ -454,6 +585,18 @@ cpa_finish_settings() {
 	fi
 	[[ "$CPA_LISTEN_ADDRESSES" =~ ^[A-Za-z0-9.:*,\ -]+$ ]] ||
 		cpa_usage_error "listen addresses must be a comma-separated list of hosts or addresses: $CPA_LISTEN_ADDRESSES"
+	[ "$CPA_AGENT_DB_ROLE" != "$CPA_DB_ROLE" ] ||
+		cpa_usage_error "the agent's role must differ from the application's: $CPA_AGENT_DB_ROLE"
+	# its SET ROLE bridge, CPA_AGENT_DB_ROLE_as_owner, must fit in 63 bytes
+	[ "${#CPA_AGENT_DB_ROLE}" -le 54 ] || cpa_usage_error "the agent's role name is longer than 54 characters: $CPA_AGENT_DB_ROLE"
+	[ -z "$CPA_DB_PUBLIC_HOST" ] || [[ "$CPA_DB_PUBLIC_HOST" =~ ^[A-Za-z0-9.:-]+$ ]] ||
+		cpa_usage_error "the public host must be a host name or address: $CPA_DB_PUBLIC_HOST"
+	if { [ -n "$CPA_TLS_CERT_FILE" ] && [ -z "$CPA_TLS_KEY_FILE" ]; } ||
+		{ [ -z "$CPA_TLS_CERT_FILE" ] && [ -n "$CPA_TLS_KEY_FILE" ]; }; then
+		cpa_usage_error "give both --tls-cert and --tls-key, or neither (a self-signed certificate is generated)"
+	fi
+	[ -z "$CPA_TLS_CA_FILE" ] || [ -n "$CPA_TLS_CERT_FILE" ] ||
+		cpa_usage_error "--tls-ca needs --tls-cert and --tls-key: the CA is the one that signed that certificate"
 	cpa_check_retention
 }
 
@@ -550,6 +693,7 @@ cpa_init_step() {
 	fi
 	export CPA_STEP CPA_RESUME_ARGS
 	cpa_require_root
+	cpa_take_lock "step $CPA_STEP"
 	cpa_enable_error_trap
 	umask 077
 }
@@ -603,10 +747,13 @@ cpa_render() {
 
 # cpa_install_content DEST MODE OWNER GROUP DESCRIPTION [--secret] < CONTENT:
 # write DEST only when its content, mode or owner differ. Returns 0 when it
-# changed (or would change) something, 1 when all was in place. Secrets:
-# the content is never printed, and is compared in memory; the only file it
-# is written to is a 0600 temp file in DEST's folder, renamed onto DEST (so a
-# kill leaves nothing in /tmp, and nothing others can read).
+# changed (or would change) something, 1 when all was in place, and 70
+# (after saying what failed) when DEST could not be written: then DEST is
+# as it was, and no temporary file is left. Callers pass 0 and 1 on and stop
+# on anything else: `... | cpa_install_content ... || cpa_installed "$?"`.
+# Secrets: the content is never printed, and is compared in memory; the only
+# file it is written to is a 0600 temp file in DEST's folder, renamed onto
+# DEST (so a kill leaves nothing in /tmp, and nothing others can read).
 cpa_install_content() {
 	local dest=$1 mode=$2 owner=$3 group=$4 desc=$5 secret=${6:-} content dir cur
 	dir=$(dirname "$dest")
@@ -623,8 +770,10 @@ cpa_install_content() {
 			cpa_changed "$desc $dest: set mode $mode owner $owner:$group (was $cur)"
 			return 0
 		fi
-		chown "$owner:$group" "$dest"
-		chmod "$mode" "$dest"
+		if ! chown "$owner:$group" "$dest" || ! chmod "$mode" "$dest"; then
+			cpa_install_failed "$desc $dest" "" "cannot set its mode $mode and owner $owner:$group"
+			return "$CPA_EX_FAILED"
+		fi
 		cpa_changed "$desc $dest: mode $mode owner $owner:$group (was $cur)"
 		return 0
 	fi
@@ -637,18 +786,56 @@ cpa_install_content() {
 		fi
 		return 0
 	fi
-	if [ ! -d "$dir" ]; then
-		install -d -m 0755 "$dir"
+	if [ ! -d "$dir" ] && ! install -d -m 0755 "$dir"; then
+		cpa_install_failed "$desc $dest" "" "cannot create its folder $dir"
+		return "$CPA_EX_FAILED"
 	fi
 	local final
-	final=$(mktemp "$dir/.$(basename "$dest").XXXXXX")
-	chmod 0600 "$final"
-	printf '%s' "$content" >"$final"
-	chown "$owner:$group" "$final"
-	chmod "$mode" "$final"
-	mv -f "$final" "$dest"
+	if ! final=$(mktemp "$dir/.$(basename "$dest").XXXXXX"); then
+		cpa_install_failed "$desc $dest" "" "cannot create a temporary file in $dir"
+		return "$CPA_EX_FAILED"
+	fi
+	# Each step checked: errexit is off in a function called as `f || ...`.
+	if ! chmod 0600 "$final" || ! printf '%s' "$content" >"$final" || ! sync -- "$final" ||
+		! chown "$owner:$group" "$final" || ! chmod "$mode" "$final"; then
+		cpa_install_failed "$desc $dest" "$final" "cannot write the temporary file $final"
+		return "$CPA_EX_FAILED"
+	fi
+	if ! mv -f -T -- "$final" "$dest"; then
+		cpa_install_failed "$desc $dest" "$final" "cannot rename $final onto it"
+		return "$CPA_EX_FAILED"
+	fi
 	cpa_changed "$desc $dest (mode $mode, $owner:$group)"
 	return 0
+}
+
+# cpa_install_failed WHAT TEMPFILE WHY: the error of a write that failed;
+# removes the temporary file. The file written to keeps its old content.
+cpa_install_failed() {
+	local what=$1 tmp=$2 why=$3
+	[ -z "$tmp" ] || rm -f -- "$tmp"
+	{
+		printf 'ERROR: step %s: could not write %s: %s\n' "${CPA_STEP:-provision}" "$what" "$why"
+		printf '  It keeps its previous content. The message above says why (a full or read-only disk?).\n'
+	} >&2
+}
+
+# cpa_installed RC: after `cpa_install_content ... || cpa_installed "$?"`:
+# 1 (nothing to change) is fine; anything else stops the step with RC.
+cpa_installed() {
+	[ "$1" = 1 ] && return 0
+	cpa_die "$1" "a file could not be written (see above); nothing after it was done"
+}
+
+# cpa_install_result RC: for `if`: 0 when cpa_install_content changed the
+# file, 1 when it was in place; a failure stops the step.
+#   rc=0; ... | cpa_install_content ... || rc=$?
+#   if cpa_install_result "$rc"; then ...
+cpa_install_result() {
+	case "$1" in
+	0 | 1) return "$1" ;;
+	esac
+	cpa_installed "$1"
 }
 
 # cpa_ensure_dir DIR MODE OWNER GROUP DESCRIPTION: returns 0 if changed.
@@ -732,27 +919,70 @@ cpa_wait_ready() {
 	return 1
 }
 
-# cpa_reload_or_restart REASON: reload the cluster, then restart only when a
-# changed setting needs it (pg_settings.pending_restart).
-cpa_reload_or_restart() {
-	local reason=$1 pending
+# cpa_running_port: the port the running server listens on (line 4 of its
+# postmaster.pid). It differs from CPA_PG_PORT while a changed port waits for
+# its restart. CPA_PG_PORT when it cannot be read.
+cpa_running_port() {
+	local dir port
+	dir=$(cpa_cluster_data_directory || true)
+	port=$(sed -n 4p "$dir/postmaster.pid" 2>/dev/null || true)
+	[[ "$port" =~ ^[0-9]+$ ]] || port=$CPA_PG_PORT
+	printf '%s\n' "$port"
+}
+
+# cpa_config_files_newer_than EPOCH: the cluster's configuration files
+# changed after EPOCH (seconds, fractions allowed): postgresql.conf, conf.d,
+# pg_hba.conf, pg_ident.conf and the data directory's postgresql.auto.conf.
+cpa_config_files_newer_than() {
+	local since=$1 f
+	for f in "$CPA_PG_CONF_DIR"/postgresql.conf "$CPA_PG_CONF_DIR"/conf.d/*.conf "$CPA_PG_CONF_DIR"/pg_hba.conf \
+		"$CPA_PG_CONF_DIR"/pg_ident.conf "$(cpa_cluster_data_directory || true)"/postgresql.auto.conf; do
+		[ -f "$f" ] || continue
+		stat -c '%.9Y %n' -- "$f"
+	done | awk -v t="$since" '$1 > t { sub(/^[^ ]* /, ""); print }'
+}
+
+# cpa_settle_config REASON CHANGED: bring the running server in line with its
+# configuration files. It reloads when this run changed a file (CHANGED=1)
+# or when a file is newer than the server's last load (pg_conf_load_time:
+# a run that wrote it and was cut short before its reload), waits until the
+# reload has really been applied, then restarts only when a setting needs
+# it (pg_settings.pending_restart) - whichever run changed it. So an
+# interrupted run's restart is not lost: the next run makes it.
+cpa_settle_config() {
+	local reason=$1 changed=${2:-0} port loaded stale="" pending reloaded=0 i now
 	if [ "$CPA_DRY_RUN" = 1 ]; then
-		cpa_changed "reload PostgreSQL ($reason); restart only if a changed setting needs it"
+		[ "$changed" = 1 ] && cpa_changed "reload PostgreSQL for $reason; restart only if a changed setting needs it"
 		return 0
 	fi
 	if [ "$(cpa_cluster_status)" != online ]; then
-		cpa_info "PostgreSQL is down; the change takes effect when it starts"
+		[ "$changed" = 1 ] && cpa_info "PostgreSQL is down; the change takes effect when it starts"
 		return 0
 	fi
-	pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" reload
-	sleep 1
-	pending=$(cpa_psql -d postgres -c "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart")
+	port=$(cpa_running_port)
+	loaded=$(cpa_psql -p "$port" -d postgres -c "SELECT extract(epoch FROM pg_conf_load_time())")
+	[ "$changed" = 1 ] || stale=$(cpa_config_files_newer_than "$loaded" | paste -sd ' ')
+	if [ "$changed" = 1 ] || [ -n "$stale" ]; then
+		pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" reload
+		for ((i = 0; i < 300; i++)); do
+			now=$(cpa_psql -p "$port" -d postgres -c "SELECT extract(epoch FROM pg_conf_load_time())")
+			[ "$now" = "$loaded" ] || break
+			sleep 0.1
+		done
+		if [ "$now" = "$loaded" ]; then
+			cpa_warn "PostgreSQL has not applied the reload within 30 s; its log says why (/var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log)"
+		fi
+		reloaded=1
+		[ -z "$stale" ] || reason+=" (changed by an earlier run that did not finish: $stale)"
+	fi
+	pending=$(cpa_psql -p "$port" -d postgres -c "SELECT string_agg(name, ', ' ORDER BY name) FROM pg_settings WHERE pending_restart")
 	if [ -n "$pending" ]; then
 		pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" restart
-		cpa_wait_ready 120 || cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL did not come back after a restart"
-		cpa_changed "restarted PostgreSQL ($reason): $pending need a restart"
-	else
-		cpa_changed "reloaded PostgreSQL ($reason); no restart needed"
+		cpa_wait_ready 120 || cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL did not come back after a restart" \
+			"See /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log."
+		cpa_changed "restarted PostgreSQL for $reason: $pending need a restart"
+	elif [ "$reloaded" = 1 ]; then
+		cpa_changed "reloaded PostgreSQL for $reason (no restart needed)"
 	fi
 }
 

@@ -36,12 +36,65 @@ cpa_same_directory() {
 	[ "$a" = "$b" ]
 }
 
-# cpa_target_state TARGET SYSID [CURRENT]: "same" (TARGET is CURRENT, the
+# cpa_controldata DIR FIELD: one field of pg_controldata DIR (C locale), e.g.
+# "Latest checkpoint location"; nothing when DIR holds no cluster.
+cpa_controldata() {
+	local dir=$1 field=$2
+	[ -f "$dir/global/pg_control" ] || return 0
+	LC_ALL=C "$CPA_PG_BIN/pg_controldata" "$dir" 2>/dev/null |
+		awk -v f="$field:" 'index($0, f) == 1 { sub(/^[^:]*:[ \t]*/, ""); print; exit }'
+}
+
+# cpa_lsn_number LSN: a WAL location such as 16/B374D848 as a number.
+cpa_lsn_number() {
+	local lsn=$1
+	[[ "$lsn" =~ ^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$ ]] || return 1
+	printf '%s\n' $(((16#${lsn%/*} << 32) + 16#${lsn#*/}))
+}
+
+# cpa_older_copy_problem COPY CURRENT: prints why COPY, a directory with the
+# system identifier of the cluster in CURRENT, is not provably an older copy
+# of it (and returns 1), or prints nothing (and returns 0). An older copy was
+# shut down cleanly (a server that ran or crashed on it, or a standby, may
+# have written what the cluster never saw), on the same timeline, at a
+# checkpoint no later than the cluster's latest one. Two copies that both
+# went on from the same point cannot be told apart this way: that is why a
+# copy the move made itself and never switched to is removed when a move is
+# cut short (cpa_restore_after_failure).
+cpa_older_copy_problem() {
+	local copy=$1 current=$2 state copy_tli cur_tli copy_lsn cur_lsn a b
+	state=$(cpa_controldata "$copy" "Database cluster state")
+	if [ "$state" != "shut down" ]; then
+		printf '%s\n' "its cluster state is '${state:-unreadable}', not 'shut down': a server ran or crashed on it, or it is a standby, so it may hold changes the cluster does not have"
+		return 1
+	fi
+	copy_tli=$(cpa_controldata "$copy" "Latest checkpoint's TimeLineID")
+	cur_tli=$(cpa_controldata "$current" "Latest checkpoint's TimeLineID")
+	if [ -z "$copy_tli" ] || [ "$copy_tli" != "$cur_tli" ]; then
+		printf '%s\n' "it is on timeline ${copy_tli:-?}, the cluster on ${cur_tli:-?}"
+		return 1
+	fi
+	copy_lsn=$(cpa_controldata "$copy" "Latest checkpoint location")
+	cur_lsn=$(cpa_controldata "$current" "Latest checkpoint location")
+	if ! a=$(cpa_lsn_number "$copy_lsn") || ! b=$(cpa_lsn_number "$cur_lsn"); then
+		printf '%s\n' "its latest checkpoint location (${copy_lsn:-?}) or the cluster's (${cur_lsn:-?}) cannot be read"
+		return 1
+	fi
+	if [ "$a" -gt "$b" ]; then
+		printf '%s\n' "its latest checkpoint ($copy_lsn) is later than the cluster's ($cur_lsn): it is newer"
+		return 1
+	fi
+	return 0
+}
+
+# cpa_target_state TARGET SYSID CURRENT: "same" (TARGET is CURRENT, the
 # cluster's data directory, reached by another path), "empty" (absent or
-# empty), "ours" (a copy of the cluster with system identifier SYSID, e.g.
-# left by an interrupted run or kept by a rollback), "running" (such a copy
-# with a postmaster.pid: a server may use it, so it is never removed) or
-# "foreign" (anything else).
+# empty), "ours" (a provably older copy of the cluster with system identifier
+# SYSID in CURRENT, e.g. the directory kept by a move or a rollback; see
+# cpa_older_copy_problem), "running" (such a copy with a postmaster.pid: a
+# server may use it), "not-older" (a copy of this cluster that is not
+# provably older: newer, a standby, or one a server ran on) or "foreign"
+# (anything else). Only "ours" may be removed.
 cpa_target_state() {
 	local target=$1 sysid=$2 current=${3:-} found
 	if [ -n "$current" ] && cpa_same_directory "$target" "$current"; then
@@ -56,8 +109,10 @@ cpa_target_state() {
 	if [ -n "$found" ] && [ -n "$sysid" ] && [ "$found" = "$sysid" ]; then
 		if [ -e "$target/postmaster.pid" ] || [ -L "$target/postmaster.pid" ]; then
 			echo running
-		else
+		elif [ -n "$current" ] && cpa_older_copy_problem "$target" "$current" >/dev/null; then
 			echo ours
+		else
+			echo not-older
 		fi
 	else
 		echo foreign
@@ -175,19 +230,14 @@ cpa_prepare_target() {
 }
 
 # cpa_user_data_report: prints one line per kind of user data the running
-# cluster holds (databases beyond the defaults, tables in the default
-# databases, roles beyond postgres); nothing for a fresh cluster.
+# cluster holds (lib/user-data.sql, which the Ansible role runs too:
+# databases, roles, ALTER SYSTEM and per-database settings, and in the
+# databases postgres and template1 relations, functions, types, extensions
+# and schemas); nothing for a fresh cluster.
 cpa_user_data_report() {
-	local db n
-	cpa_psql -d postgres -c "SELECT 'database ' || datname FROM pg_database
-		WHERE datname NOT IN ('postgres', 'template0', 'template1') ORDER BY 1"
-	cpa_psql -d postgres -c "SELECT 'role ' || rolname FROM pg_roles
-		WHERE rolname <> 'postgres' AND rolname NOT LIKE 'pg\_%' ORDER BY 1"
+	local db
 	for db in postgres template1; do
-		n=$(cpa_psql -d "$db" -c "SELECT count(*) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-			WHERE s.nspname NOT IN ('pg_catalog', 'information_schema')
-			AND s.nspname NOT LIKE 'pg\_toast%' AND s.nspname NOT LIKE 'pg\_temp%'")
-		[ "$n" = 0 ] || printf 'relations in database %s: %s\n' "$db" "$n"
+		cpa_psql -d "$db" <"$CPA_PROVISION_DIR/lib/user-data.sql"
 	done
 }
 
@@ -222,7 +272,7 @@ cpa_record_relocation() {
 	local original=$1 new=$2 method=$3
 	[ "$CPA_DRY_RUN" = 1 ] && return 0
 	install -d -m 0700 "$CPA_STATE_DIR"
-	cpa_install_content "$CPA_STATE_DIR/datadir-$CPA_PG_VERSION-$CPA_PG_CLUSTER.env" 0600 root root "relocation record" <<-EOF || true
+	cpa_install_content "$CPA_STATE_DIR/datadir-$CPA_PG_VERSION-$CPA_PG_CLUSTER.env" 0600 root root "relocation record" <<-EOF || cpa_installed "$?"
 		# Written by provision/ when it moved PostgreSQL $CPA_PG_VERSION/$CPA_PG_CLUSTER; read by rollback.sh datadir.
 		ORIGINAL_DATA_DIRECTORY=$original
 		DATA_DIRECTORY=$new
@@ -245,13 +295,15 @@ cpa_relocation_record() {
 # either: the cluster's server archives what is left once it runs again.
 cpa_private_start() {
 	local dir=$1 work=$2
+	CPA_COPY_PRIVATE=$dir
 	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$CPA_PG_CONF_DIR" -l "$work/server.log" -w -t 300 \
 		-o "-c data_directory=$dir -c listen_addresses='' -c unix_socket_directories=$work -c external_pid_file=$work/pid -c archive_mode=off" \
 		start >/dev/null
 }
 
 cpa_private_stop() {
-	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$1" -m fast -w -t 300 stop >/dev/null
+	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$1" -m fast -w -t 300 stop >/dev/null || return 1
+	CPA_COPY_PRIVATE=
 }
 
 # cpa_private_checksums DIR WORK OUT: the table checksums of DIR, taken on a
@@ -268,53 +320,105 @@ cpa_private_checksums() {
 	[ "$shown" = "$dir" ]
 }
 
-# The copy in progress, for cpa_restore_after_failure (the ERR trap's
-# CPA_ON_FAILURE): its directories, whether data_directory
-# already names TO, and the process that set them (not a subshell).
+# The copy in progress, for cpa_restore_after_failure (CPA_ON_FAILURE: run
+# on an unexpected failure, a signal or an exit while a copy is under way):
+# its directories, whether data_directory already names TO, whether TO is
+# kept (for inspection) if the move is given up, the data directory of a
+# private server that runs now, and the process that set them (not a
+# subshell).
 CPA_COPY_FROM=
 CPA_COPY_TO=
 CPA_COPY_SWITCHED=0
+CPA_COPY_KEEP_TO=0
+CPA_COPY_PRIVATE=
 CPA_COPY_PID=
 
-# cpa_restore_after_failure: after an unexpected failure during a copy, stop
-# any server left on FROM or TO (the private one of a checksum run), put data_directory back to FROM if it was switched and
-# start the cluster again; says what it did. Every command is guarded: it
-# runs from the ERR trap, and the step stops after it anyway.
+# cpa_flush_directory DIR: write everything under DIR to the disk (syncfs(2)
+# of its file system: every file, and every directory entry). A copy is read
+# back from the page cache, and PostgreSQL fsyncs nothing when it starts
+# from a clean shutdown: without this, a power loss after the switch (or
+# after --remove-old) could lose data that then exists nowhere.
+cpa_flush_directory() {
+	sync -f -- "$1"
+}
+
+# cpa_remove_contents DIR: remove what DIR holds, keeping DIR itself (it may
+# be a mount point, with the lost+found of its file system, which stays),
+# never crossing into another file system.
+cpa_remove_contents() {
+	local dir=$1
+	[ -d "$dir" ] || return 0
+	find "$dir" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf --one-file-system -- {} +
+}
+
+# cpa_restore_after_failure: when a copy is cut short (a failure, a signal,
+# an exit): stop the private server of a checksum run if one runs; when
+# data_directory was already switched to TO but the cluster does not run
+# there, set it back to FROM; start the cluster again (on FROM); then remove
+# the copy in TO, which no client ever reached (the move made it, into an
+# empty directory), unless it is kept for inspection. When the cluster
+# already runs on TO, the move is complete and nothing is undone: clients
+# may have written there. Says what it did; every command is guarded.
 cpa_restore_after_failure() {
-	local d
+	local shown
 	[ -n "$CPA_COPY_FROM" ] && [ "$BASHPID" = "$CPA_COPY_PID" ] || return 0
-	for d in "$CPA_COPY_FROM" "$CPA_COPY_TO"; do
-		if [ -f "$d/postmaster.pid" ]; then
-			runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$d" -m fast -w -t 300 stop >/dev/null 2>&1 || true
-		fi
-	done
+	if [ -n "$CPA_COPY_PRIVATE" ]; then
+		runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$CPA_COPY_PRIVATE" -m fast -w -t 300 stop >/dev/null 2>&1 || true
+		CPA_COPY_PRIVATE=
+	fi
 	if [ "$CPA_COPY_SWITCHED" = 1 ]; then
+		shown=
+		[ "$(cpa_cluster_status)" = online ] && shown=$(cpa_show_data_directory 2>/dev/null || true)
+		if [ "$shown" = "$CPA_COPY_TO" ]; then
+			cpa_info "PostgreSQL already runs on $CPA_COPY_TO: the move is complete; $CPA_COPY_FROM is kept"
+			CPA_COPY_FROM=
+			return 0
+		fi
 		pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" stop >/dev/null 2>&1 || true
 		if pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$CPA_COPY_FROM"; then
-			cpa_changed "data_directory = '$CPA_COPY_FROM' again (the copy failed)"
+			cpa_changed "data_directory = '$CPA_COPY_FROM' again (the move did not complete)"
 		else
 			cpa_warn "could not set data_directory back to $CPA_COPY_FROM: run pg_conftool $CPA_PG_VERSION $CPA_PG_CLUSTER set data_directory $CPA_COPY_FROM"
 		fi
 	fi
-	CPA_COPY_FROM=
 	if [ "$(cpa_cluster_status)" = online ] ||
 		{ pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" start && cpa_wait_ready 120; }; then
-		cpa_info "the copy failed; PostgreSQL runs again on $(cpa_show_data_directory 2>/dev/null || echo "?")"
+		cpa_info "the move did not complete; PostgreSQL runs again on $(cpa_show_data_directory 2>/dev/null || echo "?")"
 	else
-		cpa_warn "the copy failed and PostgreSQL did not start again: see /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log, then pg_ctlcluster $CPA_PG_VERSION $CPA_PG_CLUSTER start"
+		cpa_warn "the move did not complete and PostgreSQL did not start again: see /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log, then pg_ctlcluster $CPA_PG_VERSION $CPA_PG_CLUSTER start"
 	fi
+	# Only now, with the cluster back: a removal that fails leaves it running.
+	if [ "$CPA_COPY_KEEP_TO" = 1 ]; then
+		cpa_info "the copy in $CPA_COPY_TO is kept for inspection; remove it before you resume"
+	elif cpa_remove_contents "$CPA_COPY_TO"; then
+		cpa_info "removed the unfinished copy in $CPA_COPY_TO (no client ever used it)"
+	else
+		cpa_warn "could not remove the unfinished copy in $CPA_COPY_TO; remove it before you resume"
+	fi
+	CPA_COPY_FROM=
+}
+
+# cpa_source_is_stopped DIR: true when no server runs on DIR any more.
+cpa_source_is_stopped() {
+	local rc=0
+	runuser -u postgres -- "$CPA_PG_BIN/pg_ctl" -D "$1" status >/dev/null 2>&1 || rc=$?
+	[ "$rc" != 0 ]
 }
 
 # cpa_copy_and_switch FROM TO WHAT: the copy path, shared with the rollback.
 # Refuse a cluster with data outside FROM (cpa_check_self_contained). Stop
-# the cluster; checksum FROM on a private server; copy with cp -a;
-# checksum TO the same way; only when every table's row count and checksum
-# match, point data_directory at TO (pg_conftool) and start the cluster,
-# which must then report TO in SHOW data_directory. Until that last step
-# PostgreSQL's configuration still names FROM, and FROM is never written to;
-# on a mismatch the cluster is started on FROM again (exit 65), and on an
-# unexpected failure too (cpa_restore_after_failure, exit 70).
-# shellcheck disable=SC2034 # CPA_ON_FAILURE is read by the ERR trap (common.sh)
+# the cluster, and make sure no server runs on FROM; checksum FROM on a
+# private server; copy with cp -a; checksum TO the same way; only when every
+# table's row count and checksum match, flush TO to the disk, point
+# data_directory at TO (pg_conftool) and start the cluster, which must then
+# report TO in SHOW data_directory. Until the cluster runs on TO, its
+# configuration names FROM (or is set back to it), and FROM is never
+# written to: when the move is cut short by a failure, a signal (an SSH
+# session that drops) or an exit, the cluster is started on FROM again
+# (cpa_restore_after_failure) and the copy removed, before the step stops
+# (65 on a mismatch, the copy then kept for inspection; 70 otherwise).
+# TO must be empty (or hold an older copy the caller removed).
+# shellcheck disable=SC2034 # CPA_ON_FAILURE is read by the traps (common.sh)
 cpa_copy_and_switch() {
 	local from=$1 to=$2 what=$3 work before after
 	cpa_check_self_contained "$from"
@@ -326,45 +430,62 @@ cpa_copy_and_switch() {
 	CPA_COPY_FROM=$from
 	CPA_COPY_TO=$to
 	CPA_COPY_SWITCHED=0
+	CPA_COPY_KEEP_TO=0
+	CPA_COPY_PRIVATE=
 	CPA_COPY_PID=$BASHPID
 	CPA_ON_FAILURE=cpa_restore_after_failure
 	cpa_cluster_stop
+	if ! cpa_source_is_stopped "$from"; then
+		cpa_run_failure_hook
+		cpa_die "$CPA_EX_REFUSED" "a server still runs on $from after pg_ctlcluster stop (its postmaster.pid names a live process)" \
+			"Nothing was copied. A server started outside postgresql-common (pg_ctl by hand?) uses it: stop it, then resume."
+	fi
 	cpa_info "stopped PostgreSQL for the $what; checksumming $from on a private server (no TCP, private socket)"
-	cpa_private_checksums "$from" "$work" "$before" || {
-		cpa_cluster_start
+	if ! cpa_private_checksums "$from" "$work" "$before"; then
+		cpa_run_failure_hook
 		cpa_die "$CPA_EX_FAILED" "could not checksum $from on a private server; PostgreSQL was started again on it" \
 			"The server's log is above."
-	}
+	fi
 	cpa_info "$(wc -l <"$before") tables checksummed in $from"
 	cpa_info "copying $from to $to (cp -a: modes, owners, times kept)"
-	cp -a "$from/." "$to/" || {
-		cpa_cluster_start
+	if ! cp -a "$from/." "$to/"; then
+		cpa_run_failure_hook
 		cpa_die "$CPA_EX_FAILED" "copying $from to $to failed; PostgreSQL was started again on $from" \
-			"Check the disk (space, errors) and resume; the partial copy is replaced."
-	}
+			"Check the disk (space, errors), then resume."
+	fi
 	# The copy's pid file names the private server of the checksum run.
 	rm -f "$to/postmaster.pid"
 	if ! cpa_private_checksums "$to" "$work" "$after" || ! cmp -s "$before" "$after"; then
 		diff "$before" "$after" | sed 's/^/    /' >&2 || true
-		cpa_cluster_start
+		CPA_COPY_KEEP_TO=1
+		cpa_run_failure_hook
 		cpa_die "$CPA_EX_VERIFY" "the copy on $to does not match $from: PostgreSQL was started again on $from, which was not changed" \
-			"The differences are above. Check the data disk; $to is left for inspection."
+			"The differences are above. Check the data disk; $to is left for inspection (remove it before you resume)."
 	fi
 	cpa_changed "copied $from to $to: $(wc -l <"$after") tables' row counts and checksums match"
 	if [ "$what" = move ]; then
 		cpa_enable_data_checksums "$to"
 	fi
+	if ! cpa_flush_directory "$to"; then
+		cpa_run_failure_hook
+		cpa_die "$CPA_EX_FAILED" "could not flush the copy on $to to the disk; PostgreSQL was started again on $from" \
+			"The data disk reported an error (see above): check it, then resume."
+	fi
+	cpa_info "flushed the copy on $to to the disk (syncfs)"
 	CPA_COPY_SWITCHED=1
 	pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$to"
 	cpa_changed "data_directory = '$to' (was $from)"
 	if ! pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" start || ! cpa_wait_ready 120 ||
 		[ "$(cpa_show_data_directory)" != "$to" ]; then
-		CPA_ON_FAILURE=
-		pg_ctlcluster "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" stop || true
-		pg_conftool "$CPA_PG_VERSION" "$CPA_PG_CLUSTER" set data_directory "$from"
-		cpa_cluster_start
+		CPA_COPY_KEEP_TO=1
+		if [ "$(cpa_cluster_status)" = online ] && [ "$(cpa_show_data_directory 2>/dev/null)" = "$to" ]; then
+			CPA_ON_FAILURE=
+			cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL started on $to but does not accept connections as it should; it stays there" \
+				"See /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log. $from is kept."
+		fi
+		cpa_run_failure_hook
 		cpa_die "$CPA_EX_UNAVAILABLE" "PostgreSQL did not start on $to (or SHOW data_directory disagrees); it is back on $from" \
-			"See /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log."
+			"See /var/log/postgresql/postgresql-$CPA_PG_VERSION-$CPA_PG_CLUSTER.log; $to is kept for inspection (remove it before you resume)."
 	fi
 	CPA_ON_FAILURE=
 	CPA_COPY_FROM=
@@ -384,7 +505,8 @@ cpa_enable_data_checksums() {
 	fi
 	start=$(date +%s)
 	runuser -u postgres -- "$CPA_PG_BIN/pg_checksums" --enable --pgdata="$dir" >/dev/null || {
-		cpa_cluster_start
+		CPA_COPY_KEEP_TO=1
+		cpa_run_failure_hook
 		cpa_die "$CPA_EX_FAILED" "pg_checksums --enable on $dir failed; PostgreSQL was started again on the original directory" \
 			"Its message is above. The copy in $dir is left for inspection; without --enable-checksums the move proceeds."
 	}

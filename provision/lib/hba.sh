@@ -2,10 +2,14 @@
 # hba.sh: the narrowest pg_hba.conf that works, as an idempotent edit.
 #
 # The rules (the Ansible role writes the same ones with postgresql_pg_hba):
-#   local  DB  ROLE                 scram-sha-256
-#   host   DB  ROLE  127.0.0.1/32   scram-sha-256
-#   host   DB  ROLE  ::1/128        scram-sha-256
-#   host   DB  ROLE  CIDR           scram-sha-256   (one per --allow-cidr)
+#   local    DB  ROLE                 scram-sha-256
+#   host     DB  ROLE  127.0.0.1/32   scram-sha-256
+#   host     DB  ROLE  ::1/128        scram-sha-256
+#   hostssl  DB  ROLE  CIDR           scram-sha-256   (one per --allow-cidr:
+#                                                      TLS only, never host)
+#   local    DB  AGENT                scram-sha-256   (the agent's own role:
+#   host     DB  AGENT 127.0.0.1/32   scram-sha-256    this host only)
+#   host     DB  AGENT ::1/128        scram-sha-256
 # in a marked block before every other rule, plus `local all postgres peer`
 # (administration over the socket) when the file has no such line. Every
 # other active line that uses `trust`, `password` (clear text) or `md5`
@@ -18,23 +22,29 @@ CPA_HBA_BEGIN='# BEGIN checkpoint-agent provisioning (managed: edits here are re
 CPA_HBA_END='# END checkpoint-agent provisioning'
 CPA_HBA_DISABLED='#disabled-by-checkpoint-agent# '
 
-# cpa_hba_block DB ROLE "CIDR...": the managed block.
+# cpa_hba_block DB ROLE "CIDR..." [AGENT]: the managed block.
 cpa_hba_block() {
-	local db=$1 role=$2 cidrs=$3 c
+	local db=$1 role=$2 cidrs=$3 agent=${4:-} c
 	printf '%s\n' "$CPA_HBA_BEGIN"
-	printf '%-7s %-24s %-16s %-20s %s\n' \
+	printf '%-7s %-24s %-18s %-20s %s\n' \
 		local "$db" "$role" "" scram-sha-256 \
 		host "$db" "$role" 127.0.0.1/32 scram-sha-256 \
 		host "$db" "$role" ::1/128 scram-sha-256
 	for c in $cidrs; do
-		printf '%-7s %-24s %-16s %-20s %s\n' host "$db" "$role" "$c" scram-sha-256
+		printf '%-7s %-24s %-18s %-20s %s\n' hostssl "$db" "$role" "$c" scram-sha-256
 	done
+	if [ -n "$agent" ]; then
+		printf '%-7s %-24s %-18s %-20s %s\n' \
+			local "$db" "$agent" "" scram-sha-256 \
+			host "$db" "$agent" 127.0.0.1/32 scram-sha-256 \
+			host "$db" "$agent" ::1/128 scram-sha-256
+	fi
 	printf '%s\n' "$CPA_HBA_END"
 }
 
-# cpa_hba_transform DB ROLE "CIDR..." < pg_hba.conf: prints the new file.
+# cpa_hba_transform DB ROLE "CIDR..." [AGENT] < pg_hba.conf: prints the new file.
 cpa_hba_transform() {
-	local db=$1 role=$2 cidrs=$3
+	local db=$1 role=$2 cidrs=$3 agent=${4:-}
 	local -a lines=()
 	local line in_block=0 type database user method inserted=0 have_postgres=0 i first_rule=-1
 	local -a words
@@ -89,7 +99,7 @@ cpa_hba_transform() {
 		esac
 	done
 	emit_block() {
-		cpa_hba_block "$db" "$role" "$cidrs"
+		cpa_hba_block "$db" "$role" "$cidrs" "$agent"
 		if [ "$have_postgres" = 0 ]; then
 			printf '%-7s %-24s %-16s %-20s %s\n' local all postgres "" peer
 		fi

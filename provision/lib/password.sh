@@ -57,16 +57,35 @@ cpa_credentials_password() {
 	done <"$CPA_CREDENTIALS_FILE"
 }
 
-# cpa_credentials_content PASSWORD: the credentials file's text.
+# cpa_credentials_agent_password: the agent role's password stored in the
+# credentials file, or nothing (a server provisioned before the agent had a
+# role of its own).
+cpa_credentials_agent_password() {
+	local line
+	[ -f "$CPA_CREDENTIALS_FILE" ] || return 0
+	while IFS= read -r line; do
+		case "$line" in
+		agent_password=*)
+			printf '%s\n' "${line#agent_password=}"
+			return 0
+			;;
+		esac
+	done <"$CPA_CREDENTIALS_FILE"
+}
+
+# cpa_credentials_content PASSWORD AGENT_PASSWORD: the credentials file's text.
 cpa_credentials_content() {
 	cat <<EOF
-# The checkpoint database's application credentials (root only, 0600).
-# Written by the checkpoint-agent provisioning; the application reads $CPA_ENV_FILE.
+# The checkpoint database's credentials (root only, 0600).
+# Written by the checkpoint-agent provisioning; the application reads $CPA_ENV_FILE,
+# the agent $CPA_AGENT_PASSWORD_FILE.
 role=$CPA_DB_ROLE
 database=$CPA_DB_NAME
 host=localhost
 port=$CPA_PG_PORT
 password=$1
+agent_role=$CPA_AGENT_DB_ROLE
+agent_password=$2
 EOF
 }
 

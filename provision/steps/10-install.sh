@@ -1,6 +1,8 @@
 #!/bin/bash
 # 10-install.sh: step "install". Installs PostgreSQL from the distribution and
-# what the agent needs to build (only the packages dpkg says are missing),
+# what the agent needs to build (only the packages dpkg says are missing,
+# after an apt-get update when the package lists are older than
+# CPA_APT_CACHE_VALID_TIME),
 # then builds the agent from this repository checkout and installs it when
 # the built binary differs from the installed one. With --agent-deb FILE it
 # installs that package instead, and no compiler. A re-run installs nothing.
@@ -27,6 +29,41 @@ apt_install() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
+# apt_lists_age: seconds since apt's package lists were last refreshed (the
+# newest Release file), or a very large number when there are none.
+apt_lists_age() {
+	local newest
+	newest=$(find /var/lib/apt/lists -maxdepth 1 -type f \( -name '*Release' -o -name '*InRelease' \) \
+		-printf '%T@\n' 2>/dev/null | sort -n | tail -n 1)
+	newest=${newest%.*}
+	[ -n "$newest" ] || newest=0
+	printf '%s\n' $(($(date +%s) - newest))
+}
+
+# refresh_stale_lists: apt-get update before an install when the lists are
+# older than CPA_APT_CACHE_VALID_TIME (the Ansible roles' cache_valid_time):
+# stale lists would install an old minor version of PostgreSQL, without the
+# fixes of the current one. An update that fails (an offline host) is a
+# warning: the install goes on with the lists there are.
+refresh_stale_lists() {
+	local age
+	age=$(apt_lists_age)
+	if [ "$age" -le "$CPA_APT_CACHE_VALID_TIME" ]; then
+		cpa_unchanged "apt's package lists are $((age / 3600)) h old (refreshed when older than $((CPA_APT_CACHE_VALID_TIME / 3600)) h)"
+		return 0
+	fi
+	if [ "$CPA_DRY_RUN" = 1 ]; then
+		cpa_changed "apt-get update: the package lists are older than $((CPA_APT_CACHE_VALID_TIME / 3600)) h"
+		return 0
+	fi
+	# --error-on=any: apt-get update otherwise exits 0 when every download failed
+	if apt-get update -q --error-on=any; then
+		cpa_changed "refreshed apt's package lists (they were older than $((CPA_APT_CACHE_VALID_TIME / 3600)) h)"
+	else
+		cpa_warn "apt-get update failed (offline? see above): installing from package lists that are $((age / 86400)) days old, which may hold an old minor version"
+	fi
+}
+
 install_missing_packages() {
 	local -a missing
 	mapfile -t missing < <(missing_packages)
@@ -34,6 +71,7 @@ install_missing_packages() {
 		cpa_unchanged "packages installed: $(install_package_list | paste -sd ' ')"
 		return 0
 	fi
+	refresh_stale_lists
 	if [ "$CPA_DRY_RUN" = 1 ]; then
 		cpa_changed "install packages: ${missing[*]}"
 		return 0

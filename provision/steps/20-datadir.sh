@@ -38,9 +38,10 @@ render_mount_dropin() {
 }
 
 install_mount_dropin() {
-	local content
+	local content rc=0
 	content=$(render_mount_dropin) || exit "$?"
-	if printf '%s\n' "$content" | cpa_install_content "$MOUNT_DROPIN" 0644 root root "systemd drop-in"; then
+	printf '%s\n' "$content" | cpa_install_content "$MOUNT_DROPIN" 0644 root root "systemd drop-in" || rc=$?
+	if cpa_install_result "$rc"; then
 		if cpa_systemd_running; then
 			cpa_run systemctl daemon-reload
 		fi
@@ -118,8 +119,12 @@ place_data_directory() {
 		cpa_die "$CPA_EX_REFUSED" "$target holds a copy of this cluster with a postmaster.pid: a server may be running on it" \
 			"Nothing was changed. Stop that server (pg_ctl -D $target stop); if none runs, remove $target/postmaster.pid, then resume."
 		;;
+	not-older)
+		cpa_die "$CPA_EX_REFUSED" "$target holds a copy of this cluster that is not provably older than $current: $(cpa_older_copy_problem "$target" "$current")" \
+			"Nothing was changed. It may hold data the cluster lacks: look at it (pg_controldata $target; start a server on it if need be), keep what you need, then move it away and resume."
+		;;
 	ours)
-		cpa_info "$target holds an older copy of this cluster (system identifier $sysid); it will be replaced"
+		cpa_info "$target holds an older copy of this cluster (system identifier $sysid, cleanly shut down at an earlier checkpoint); it will be replaced"
 		;;
 	esac
 	cpa_info "data_directory is $current; it goes to $target"
@@ -138,7 +143,7 @@ place_data_directory() {
 		return 0
 	fi
 	if [ "$state" = ours ]; then
-		rm -rf --one-file-system -- "$target"
+		cpa_remove_contents "$target"
 		cpa_changed "removed the older copy at $target"
 	fi
 	cpa_prepare_target "$target"

@@ -32,19 +32,41 @@ ensure_include_dir() {
 	cpa_changed "postgresql.conf: include_dir = 'conf.d' (it was not included)"
 }
 
-# check_settings_files: the server's view of the files on disk (before they
-# are loaded); a bad value would otherwise be skipped with only a log line.
-# "setting could not be applied" only means the value waits for a restart.
+# check_settings_files DROPIN HAD PREVIOUS: the server's view of the files on
+# disk (before they are loaded); a bad value would otherwise be skipped with
+# only a log line, and a restart would then fail. Two views: pg_file_settings
+# (file and line; "setting could not be applied" only means the value waits
+# for a restart), and `postgres -C`, which reads the files as a start would
+# and so also refuses a restart-only value out of its range (which
+# pg_file_settings reports as merely waiting). When DROPIN itself holds a
+# rejected value, it is put back as it was (HAD: 1 when it existed, with the
+# text PREVIOUS; 0 when it did not) before the step stops, so no later
+# reload or restart loads it.
 check_settings_files() {
-	local errors
+	local dropin=$1 had=$2 previous=$3 errors
 	errors=$(cpa_psql -d postgres -c "SELECT sourcefile || ':' || sourceline || ': ' || name || ': ' || error
 		FROM pg_file_settings WHERE error IS NOT NULL AND error <> 'setting could not be applied'")
-	[ -z "$errors" ] || cpa_die "$CPA_EX_FAILED" "PostgreSQL rejects settings: $errors" \
-		"Fix the file named (a local conf.d file, or the template), then resume."
+	if [ -z "$errors" ] && ! errors=$(cd / && runuser -u postgres -- "$CPA_PG_BIN/postgres" -D "$CPA_PG_CONF_DIR" -C data_directory 2>&1 >/dev/null); then
+		errors=$(sed -n 's/^.*\(LOG\|FATAL\): *//p' <<<"$errors" | paste -sd ';' | sed 's/;/; /g')
+		errors=${errors:-postgres -C refuses the configuration}
+	elif [ -z "$errors" ]; then
+		return 0
+	fi
+	if grep -qF "$dropin" <<<"$errors"; then
+		if [ "$had" = 1 ]; then
+			printf '%s' "$previous" | cpa_install_content "$dropin" 0644 postgres postgres "tuning drop-in (the previous one, back)" ||
+				cpa_installed "$?"
+		else
+			rm -f -- "$dropin"
+			cpa_changed "removed the rejected $dropin"
+		fi
+	fi
+	cpa_die "$CPA_EX_FAILED" "PostgreSQL rejects settings: $errors" \
+		"Nothing was reloaded and the previous tuning file is in place. Fix the file named (a local conf.d file, or the template's values), then resume."
 }
 
 main() {
-	local dropin changed=0 content
+	local dropin changed=0 content rc=0 had=0 previous=
 	cpa_init_step tune "$@"
 	dropin=$CPA_PG_CONF_DIR/conf.d/50-checkpoint-tuning.conf
 	if [ "$CPA_DRY_RUN" = 1 ] && ! cpa_cluster_exists; then
@@ -56,15 +78,20 @@ main() {
 	ensure_include_dir && changed=1
 	[ "$CPA_DRY_RUN" = 1 ] || install -d -m 0755 -o postgres -g postgres "$CPA_PG_CONF_DIR/conf.d"
 	content=$(render_tuning) || exit "$?"
-	if printf '%s\n' "$content" | cpa_install_content "$dropin" 0644 postgres postgres "tuning drop-in"; then
+	if [ -f "$dropin" ]; then
+		had=1
+		# The x keeps trailing newlines, which $(...) would drop.
+		previous=$(cat "$dropin" && printf x)
+		previous=${previous%x}
+	fi
+	printf '%s\n' "$content" | cpa_install_content "$dropin" 0644 postgres postgres "tuning drop-in" || rc=$?
+	if cpa_install_result "$rc"; then
 		changed=1
 	fi
-	if [ "$changed" = 1 ]; then
-		if [ "$CPA_DRY_RUN" != 1 ] && [ "$(cpa_cluster_status)" = online ]; then
-			check_settings_files
-		fi
-		cpa_reload_or_restart "tuning"
+	if [ "$changed" = 1 ] && [ "$CPA_DRY_RUN" != 1 ] && [ "$(cpa_cluster_status)" = online ]; then
+		check_settings_files "$dropin" "$had" "$previous"
 	fi
+	cpa_settle_config "tuning" "$changed"
 }
 
 main "$@"

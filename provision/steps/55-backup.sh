@@ -59,14 +59,15 @@ ensure_repository() {
 }
 
 write_pgbackrest_conf() {
-	local content
+	local content rc=0
 	content=$(cpa_render "$CPA_TEMPLATES_DIR/pgbackrest.conf.j2" \
 		cpa_backup_repo="$CPA_BACKUP_REPO" cpa_backup_retention_full="$CPA_BACKUP_RETENTION_FULL" \
 		cpa_backup_stanza="$CPA_BACKUP_STANZA" cpa_data_dir="$(backup_data_directory)" \
 		cpa_pg_port="$CPA_PG_PORT") || exit "$?"
 	cpa_ensure_dir /etc/pgbackrest 0755 root root "pgBackRest configuration folder" || true
 	cpa_ensure_dir /etc/pgbackrest/conf.d 0750 root postgres "pgBackRest include folder" || true
-	if printf '%s\n' "$content" | cpa_install_content "$CPA_PGBACKREST_CONF" 0640 postgres postgres "pgBackRest configuration"; then
+	printf '%s\n' "$content" | cpa_install_content "$CPA_PGBACKREST_CONF" 0640 postgres postgres "pgBackRest configuration" || rc=$?
+	if cpa_install_result "$rc"; then
 		CONFIG_CHANGED=1
 	fi
 }
@@ -82,7 +83,7 @@ backup_data_directory() {
 # write_cipher_conf: with --backup-cipher, the passphrase (kept once made:
 # a new one would make the repository unreadable).
 write_cipher_conf() {
-	local pass
+	local pass rc=0
 	if [ "$CPA_BACKUP_CIPHER" != 1 ]; then
 		if [ -f "$CPA_PGBACKREST_CIPHER_CONF" ]; then
 			cpa_warn "$CPA_PGBACKREST_CIPHER_CONF exists but --backup-cipher is not given: the repository stays encrypted (a repository cannot change its cipher); the file is kept"
@@ -105,34 +106,36 @@ write_cipher_conf() {
 		fi
 		pass=$(head -c 48 /dev/urandom | base64 -w0 | tr '+/' '-_')
 	fi
-	if printf '[global]\nrepo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=%s\n' "$pass" |
-		cpa_install_content "$CPA_PGBACKREST_CIPHER_CONF" 0600 postgres postgres "repository passphrase" --secret; then
+	printf '[global]\nrepo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=%s\n' "$pass" |
+		cpa_install_content "$CPA_PGBACKREST_CIPHER_CONF" 0600 postgres postgres "repository passphrase" --secret || rc=$?
+	if cpa_install_result "$rc"; then
 		CONFIG_CHANGED=1
 	fi
 }
 
 # write_archive_conf: the archive drop-in; archive_mode needs the one restart.
+# The reload and the restart are decided by cpa_settle_config from the
+# server's own view (a file newer than its last load, pending_restart), not
+# from "this run wrote the file": a run cut short after the write still gets
+# its restart from the next run.
 write_archive_conf() {
-	local content mode
+	local content mode rc=0 changed=0
 	content=$(cpa_render "$CPA_TEMPLATES_DIR/postgresql-archive.conf.j2" \
 		cpa_backup_stanza="$CPA_BACKUP_STANZA" cpa_archive_timeout="$CPA_ARCHIVE_TIMEOUT") || exit "$?"
 	[ "$CPA_DRY_RUN" = 1 ] || install -d -m 0755 -o postgres -g postgres "$CPA_PG_CONF_DIR/conf.d"
-	if ! printf '%s\n' "$content" | cpa_install_content "$CPA_BACKUP_ARCHIVE_CONF" 0644 postgres postgres "WAL archiving drop-in"; then
-		return 0
-	fi
+	printf '%s\n' "$content" | cpa_install_content "$CPA_BACKUP_ARCHIVE_CONF" 0644 postgres postgres "WAL archiving drop-in" || rc=$?
+	cpa_install_result "$rc" && changed=1
 	mode=off
 	if [ "$(cpa_cluster_status)" = online ]; then
 		mode=$(cpa_psql -d postgres -c 'SHOW archive_mode' 2>/dev/null || echo off)
 	fi
-	if [ "$mode" != on ]; then
+	if [ "$mode" != on ] && [ "$CPA_DRY_RUN" = 1 ]; then
 		cpa_changed "RESTART PostgreSQL once: archive_mode = on needs it (this is the only restart backups need)"
 	fi
-	if [ "$CPA_DRY_RUN" != 1 ]; then
-		cpa_reload_or_restart "WAL archiving"
-		if [ "$mode" != on ] && [ "$(cpa_psql -d postgres -c 'SHOW archive_mode' 2>/dev/null)" = on ]; then
-			install -d -m 0700 "$CPA_STATE_DIR"
-			printf 'RESTARTED=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$CPA_STATE_DIR/backup-archive-restart.env"
-		fi
+	cpa_settle_config "WAL archiving" "$changed"
+	if [ "$CPA_DRY_RUN" != 1 ] && [ "$mode" != on ] && [ "$(cpa_psql -d postgres -c 'SHOW archive_mode' 2>/dev/null)" = on ]; then
+		install -d -m 0700 "$CPA_STATE_DIR"
+		printf 'RESTARTED=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$CPA_STATE_DIR/backup-archive-restart.env"
 	fi
 }
 
@@ -225,11 +228,13 @@ render_backup_unit() {
 }
 
 install_units() {
-	local u content
+	local u content rc
 	for u in "${BACKUP_UNITS[@]}"; do
 		[ -r "$CPA_REPO_DIR/systemd/$u" ] || cpa_die "$CPA_EX_CONFIG" "systemd/$u is missing" "It ships with the repository."
 		content=$(render_backup_unit "$u")
-		if printf '%s\n' "$content" | cpa_install_content "$UNIT_DIR/$u" 0644 root root "unit"; then
+		rc=0
+		printf '%s\n' "$content" | cpa_install_content "$UNIT_DIR/$u" 0644 root root "unit" || rc=$?
+		if cpa_install_result "$rc"; then
 			UNITS_CHANGED=1
 		fi
 	done
@@ -265,7 +270,8 @@ install_restore_tools() {
 		mode=0644
 		[ "$f" != restore.sh ] || mode=0755
 		[ -d "$(dirname "$CPA_BACKUP_LIB_DIR/$f")" ] || cpa_run install -d -m 0755 "$(dirname "$CPA_BACKUP_LIB_DIR/$f")"
-		cpa_install_content "$CPA_BACKUP_LIB_DIR/$f" "$mode" root root "restore tool" <"$CPA_PROVISION_DIR/$f" || true
+		cpa_install_content "$CPA_BACKUP_LIB_DIR/$f" "$mode" root root "restore tool" <"$CPA_PROVISION_DIR/$f" ||
+			cpa_installed "$?"
 	done
 }
 
@@ -276,11 +282,11 @@ write_settings_file() {
 		echo "# Written by the checkpoint-agent provisioning (backup step): the settings"
 		echo "# restore.sh reads on this server. Local edits are replaced on the next run."
 		for k in CPA_PG_VERSION CPA_PG_CLUSTER CPA_PG_PORT CPA_DATA_ROOT CPA_DATA_DIR CPA_DB_NAME \
-			CPA_DB_SCHEMA CPA_SETS CPA_CONFIG_DIR CPA_AGENT_USER CPA_PREFIX CPA_STATE_DIR \
+			CPA_DB_SCHEMA CPA_SETS CPA_CONFIG_DIR CPA_AGENT_USER CPA_AGENT_DB_ROLE CPA_PREFIX CPA_STATE_DIR CPA_LOCK_FILE \
 			CPA_BACKUP_REPO CPA_BACKUP_STANZA CPA_BACKUP_STATUS_DIR CPA_ARCHIVE_TIMEOUT; do
 			printf '%s=%s\n' "$k" "${!k}"
 		done
-	} | cpa_install_content "$CPA_BACKUP_SETTINGS_FILE" 0644 root root "backup settings" || true
+	} | cpa_install_content "$CPA_BACKUP_SETTINGS_FILE" 0644 root root "backup settings" || cpa_installed "$?"
 }
 
 main() {

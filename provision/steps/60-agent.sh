@@ -48,7 +48,7 @@ write_config() {
 	local content group=$CPA_AGENT_USER
 	getent group "$group" >/dev/null || group=root
 	content=$(cpa_render "$CPA_TEMPLATES_DIR/agent.conf.j2" \
-		cpa_db_role="$CPA_DB_ROLE" cpa_db_name="$CPA_DB_NAME" cpa_pg_port="$CPA_PG_PORT" \
+		cpa_db_role="$CPA_DB_ROLE" cpa_agent_db_role="$CPA_AGENT_DB_ROLE" cpa_db_name="$CPA_DB_NAME" cpa_pg_port="$CPA_PG_PORT" \
 		cpa_agent_password_file="$CPA_AGENT_PASSWORD_FILE" cpa_agent_user="$CPA_AGENT_USER" \
 		cpa_sets_list="$(sets_as_libconfig_list)" cpa_db_schema="$CPA_DB_SCHEMA" \
 		cpa_pool_size="$CPA_POOL_SIZE" cpa_pool_instances="$CPA_POOL_INSTANCES" \
@@ -61,25 +61,29 @@ write_config() {
 		cpa_retention_sweep_interval="$CPA_RETENTION_SWEEP_INTERVAL" \
 		cpa_retention_sweep_limit="$CPA_RETENTION_SWEEP_LIMIT") || exit "$?"
 	[ -d "$CPA_CONFIG_DIR" ] || cpa_run install -d -m 0755 "$CPA_CONFIG_DIR"
-	printf '%s\n' "$content" | cpa_install_content "$CPA_AGENT_CONFIG" 0640 root "$group" "agent config" || true
+	printf '%s\n' "$content" | cpa_install_content "$CPA_AGENT_CONFIG" 0640 root "$group" "agent config" || cpa_installed "$?"
 }
 
+# write_password_file: the agent role's password (CPA_AGENT_DB_ROLE's, not
+# the application's: on a server provisioned before the agent had a role of
+# its own, this replaces the application's password in the file).
 write_password_file() {
 	local pw
-	pw=$(cpa_credentials_password)
+	pw=$(cpa_credentials_agent_password)
 	if [ -z "$pw" ]; then
 		if [ "$CPA_DRY_RUN" = 1 ]; then
-			cpa_changed "write $CPA_AGENT_PASSWORD_FILE (0640 root:$CPA_AGENT_USER)"
+			cpa_changed "write $CPA_AGENT_PASSWORD_FILE (0640 root:$CPA_AGENT_USER) with the password of $CPA_AGENT_DB_ROLE"
 			return 0
 		fi
-		cpa_die "$CPA_EX_CONFIG" "no password in $CPA_CREDENTIALS_FILE" "Run the role-db step first (provision.sh --from role-db)."
+		cpa_die "$CPA_EX_CONFIG" "no password for the agent's role $CPA_AGENT_DB_ROLE in $CPA_CREDENTIALS_FILE" \
+			"Run the role-db step first (provision.sh --from role-db)."
 	fi
 	if [ "$CPA_DRY_RUN" = 1 ] && ! getent group "$CPA_AGENT_USER" >/dev/null; then
 		cpa_changed "write $CPA_AGENT_PASSWORD_FILE (0640 root:$CPA_AGENT_USER)"
 		return 0
 	fi
 	printf '%s\n' "$pw" |
-		cpa_install_content "$CPA_AGENT_PASSWORD_FILE" 0640 root "$CPA_AGENT_USER" "agent password file" --secret || true
+		cpa_install_content "$CPA_AGENT_PASSWORD_FILE" 0640 root "$CPA_AGENT_USER" "agent password file" --secret || cpa_installed "$?"
 }
 
 # render_unit FILE: a unit from systemd/ with this installation's paths and
@@ -120,7 +124,7 @@ remove_shadowing_units() {
 }
 
 install_units() {
-	local src rel content
+	local src rel content rc
 	local -a units=(checkpoint-agent.service checkpoint-agent-migrate.service
 		checkpoint-agent.service.d/postgresql-cluster.conf)
 	if packaged_units; then
@@ -132,7 +136,9 @@ install_units() {
 		[ -r "$src" ] || cpa_die "$CPA_EX_CONFIG" "$src is missing" "It ships with the repository (systemd/)."
 		content=$(render_unit "$src")
 		[ -d "$(dirname "$UNIT_DIR/$rel")" ] || cpa_run install -d -m 0755 "$(dirname "$UNIT_DIR/$rel")"
-		if printf '%s\n' "$content" | cpa_install_content "$UNIT_DIR/$rel" 0644 root root "unit"; then
+		rc=0
+		printf '%s\n' "$content" | cpa_install_content "$UNIT_DIR/$rel" 0644 root root "unit" || rc=$?
+		if cpa_install_result "$rc"; then
 			UNITS_CHANGED=1
 		fi
 	done
@@ -141,7 +147,9 @@ install_units() {
 	if [ -e "$UNIT_DIR/checkpoint-agent.service.d/postgresql-cluster.conf" ] || [ "$CPA_DRY_RUN" = 1 ]; then
 		[ -d "$UNIT_DIR/checkpoint-agent-migrate.service.d" ] || cpa_run install -d -m 0755 "$UNIT_DIR/checkpoint-agent-migrate.service.d"
 		content=$(render_unit "$CPA_REPO_DIR/systemd/checkpoint-agent.service.d/postgresql-cluster.conf")
-		if printf '%s\n' "$content" | cpa_install_content "$UNIT_DIR/checkpoint-agent-migrate.service.d/postgresql-cluster.conf" 0644 root root "unit"; then
+		rc=0
+		printf '%s\n' "$content" | cpa_install_content "$UNIT_DIR/checkpoint-agent-migrate.service.d/postgresql-cluster.conf" 0644 root root "unit" || rc=$?
+		if cpa_install_result "$rc"; then
 			UNITS_CHANGED=1
 		fi
 	fi

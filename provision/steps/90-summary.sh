@@ -6,6 +6,21 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/tls.sh
+. "$CPA_PROVISION_DIR/lib/tls.sh"
+
+# tls_summary: where the certificate comes from, and what remote clients use.
+tls_summary() {
+	local dir
+	dir=$(cpa_tls_dir)
+	if [ -f "$dir/generated" ]; then
+		printf '%s\n' "on (TLSv1.2+), $(cat "$dir/generated"): clients encrypt but cannot verify it"
+	elif [ -f "$dir/server.crt" ]; then
+		printf '%s\n' "on (TLSv1.2+), the certificate given (${CPA_TLS_CERT_FILE:-?})${CPA_TLS_CA_FILE:+, verified by clients against $(cpa_tls_ca_path)}"
+	else
+		printf '%s\n' "no certificate in $dir"
+	fi
+}
 
 schema_versions() {
 	local out
@@ -49,6 +64,9 @@ main() {
 		  data directory    $datadir
 		  DSN               postgresql://$CPA_DB_ROLE:****@localhost:$CPA_PG_PORT/$CPA_DB_NAME
 		  env file          $CPA_ENV_FILE (CHECKPOINT_DB_URI; 0640 root:$CPA_APP_GROUP)
+		  remote clients    ${CPA_ALLOWED_CIDRS:+$CPA_ALLOWED_CIDRS over TLS only: $CPA_REMOTE_ENV_FILE ($(cpa_tls_uri_params))}${CPA_ALLOWED_CIDRS:-none (--allow-cidr admits networks, over TLS only)}
+		  TLS               $(tls_summary)
+		  agent's role      $CPA_AGENT_DB_ROLE (pg_monitor; SET ROLE $CPA_DB_ROLE to migrate)
 		  credentials       $CPA_CREDENTIALS_FILE (0600 root)
 		  schema version    $version (sets: $CPA_SETS)
 		  agent service     checkpoint-agent.service: $service
