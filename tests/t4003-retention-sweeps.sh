@@ -114,7 +114,7 @@ test_02_a_sweep_prunes_old_threads_and_says_so() {
 }
 
 test_03_a_long_sweep_delays_neither_the_watchdog_nor_the_checks() {
-	tl_gen_threads old- 1500 2 "$OLD_AGE" || fail "gen"
+	tl_gen_threads old- 4000 2 "$OLD_AGE" || fail "gen"
 	write_conf 30d 'batch = 1; sweep_limit = 10000;'
 	start_agent
 	wait_status 'retention: sweeping, [0-9]+ threads pruned so far' 30
@@ -139,7 +139,7 @@ test_03_a_long_sweep_delays_neither_the_watchdog_nor_the_checks() {
 }
 
 test_04_a_reload_stops_a_sweep_in_flight() {
-	tl_gen_threads old- 1500 2 "$OLD_AGE" || fail "gen"
+	tl_gen_threads old- 4000 2 "$OLD_AGE" || fail "gen"
 	write_conf 30d 'batch = 1;'
 	start_agent
 	wait_status 'retention: sweeping, [1-9][0-9]* threads pruned so far' 30
@@ -170,7 +170,7 @@ test_05_a_reload_turns_sweeps_on_and_changes_the_ttl() {
 }
 
 test_06_sigterm_stops_a_sweep_at_once() {
-	tl_gen_threads old- 1500 2 "$OLD_AGE" || fail "gen"
+	tl_gen_threads old- 4000 2 "$OLD_AGE" || fail "gen"
 	write_conf 30d 'batch = 1;'
 	start_agent
 	wait_status 'retention: sweeping, [1-9][0-9]* threads pruned so far' 30
