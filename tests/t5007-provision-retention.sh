@@ -1,5 +1,5 @@
 #!/bin/bash
-# t5006-provision-retention: `provision.sh --retention DURATION` (and
+# t5007-provision-retention: `provision.sh --retention DURATION` (and
 # --retention-strategy, CPA_RETENTION_SWEEP_*): the defaults are off, bad
 # values exit 64 with the reason, and the agent step writes the retention
 # group into agent.conf, which the agent reads: with a TTL, `prune` takes
