@@ -210,6 +210,10 @@ start_with_systemd() {
 		fi
 		return 0
 	fi
+	# A deliberate (re)start is not a crash loop: clear the unit's start-rate
+	# counter, so StartLimitBurst= stops only an agent that keeps failing, not
+	# provisioning runs (or rollback.sh) that restart it several times in ten minutes.
+	systemctl reset-failed "$SERVICE" 2>/dev/null || true
 	if [ "$state" = active ]; then
 		systemctl restart "$SERVICE" || service_failed restart
 		cpa_changed "restarted $SERVICE (its binary, config, password or unit changed)"
