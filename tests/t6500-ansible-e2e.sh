@@ -456,12 +456,14 @@ test_05c_a_failed_copy_starts_the_cluster_before_it_removes_the_copy() {
 
 test_05d_another_provisioning_holding_the_lock_stops_the_play() {
 	local holder
-	tc_exec sh -c 'flock /run/lock/checkpoint-provision.lock sleep 120 >/dev/null 2>&1 &
+	# -o: the sleep does not inherit the lock, so killing flock releases it at once.
+	tc_exec sh -c 'flock -o /run/lock/checkpoint-provision.lock sleep 120 >/dev/null 2>&1 &
 		echo "provision.sh (pid $!, since a test)" >/run/lock/checkpoint-provision.lock.owner'
 	sleep 0.5
 	run_playbook
-	holder=$(tc_exec pgrep -f 'flock /run/lock/checkpoint-provision.lock sleep 120')
+	holder=$(tc_exec pgrep -f 'flock -o /run/lock/checkpoint-provision.lock sleep 120')
 	tc_exec kill "$holder"
+	tc_exec pkill -f '^sleep 120$' || true
 	assertNotEquals "refused (see $PB_LOG)" 0 "$PB_RC"
 	assertContains "$(cat "$PB_LOG")" "Another provisioning is running on this host"
 	assertContains "$(cat "$PB_LOG")" "held by provision.sh (pid"
