@@ -40,15 +40,10 @@ static void note(struct backup_run *br, enum check_status st, const char *fmt, .
 static void note(struct backup_run *br, enum check_status st, const char *fmt, ...)
 {
 	va_list ap;
-	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	finding_vadd(&br->status, &br->msg, st, fmt, ap);
 	va_end(ap);
-	sb_printf(&br->msg, "%s%s", br->msg.len ? "; " : "", s ? s : "?");
-	free(s);
-	br->status = worse(br->status, st);
 }
 
 /* "3h 20m", "2d 4h", "45 s": an age for a person. */

@@ -8,6 +8,7 @@
 #define CHECK_PROBE_H
 
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -62,6 +63,9 @@ void sample_add2(struct check_result *r, const char *metric, const char *help,
 enum check_status level_high(double v, double warn, double crit);
 enum check_status level_low(double v, double warn, double crit);
 enum check_status worse(enum check_status a, enum check_status b);
+/* Appends one finding ("; "-separated) to MSG and raises *STATUS to ST if worse. */
+void finding_vadd(enum check_status *status, struct strbuf *msg, enum check_status st, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 /* "12.3 MiB" and so on. */
 void format_bytes(char *buf, size_t n, double b);
 

@@ -160,6 +160,17 @@ enum check_status level_low(double v, double warn, double crit)
 	return CHECK_OK;
 }
 
+void finding_vadd(enum check_status *status, struct strbuf *msg, enum check_status st, const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	sb_printf(msg, "%s%s", msg->len ? "; " : "", s ? s : "?");
+	free(s);
+	*status = worse(*status, st);
+}
+
 enum check_status worse(enum check_status a, enum check_status b)
 {
 	return check_severity(a) >= check_severity(b) ? a : b;

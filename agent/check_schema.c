@@ -39,15 +39,10 @@ static void finding(struct schema_findings *f, enum check_status st, const char 
 static void finding(struct schema_findings *f, enum check_status st, const char *fmt, ...)
 {
 	va_list ap;
-	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	finding_vadd(&f->status, &f->msg, st, fmt, ap);
 	va_end(ap);
-	f->status = worse(f->status, st);
-	sb_printf(&f->msg, "%s%s", f->msg.len ? "; " : "", s ? s : "?");
-	free(s);
 }
 
 /* Verify compares a set at its recorded version, when that is one this agent knows. */
