@@ -35,6 +35,7 @@ static const struct {
 	{ "disk", "disk_free_warn_pct", "disk_free_crit_pct", "percent free space (lower is worse)" },
 	{ "size", "growth_warn_mb", "growth_crit_mb", "MiB of growth per hour" },
 	{ "bloat", "dead_tuples_warn_pct", "dead_tuples_crit_pct", "percent of a table's tuples that are dead" },
+	{ "wal", "wal_fill_warn_pct", "wal_fill_crit_pct", "percent of max_wal_size that a checkpoint cycle's WAL fills" },
 	{ "wraparound", "wraparound_warn", "wraparound_crit", "transactions of age(datfrozenxid)" },
 	{ "backup", "backup_age_warn_pct", "backup_age_crit_pct", "percent of backup.interval_hours (the newest backup's age)" },
 };
@@ -135,7 +136,7 @@ int check_args_thresholds(const struct check_args *a, struct check_thresholds *t
 		free(why);
 		return EXIT_USAGE;
 	}
-	if (!config_thresholds_ordered(t)) {
+	if (config_thresholds_unordered(t) != NULL) {
 		log_error("check: the warning threshold of %s is beyond its critical one (%s: %s)", name,
 			  threshold_pairs[k].unit, strstr(threshold_pairs[k].unit, "lower") ?
 			  "-w must be above -c" : "-w must not be above -c");

@@ -48,7 +48,7 @@ static const char check_help[] =
 	"One health probe: an authenticated connection as the application's role,\n"
 	"then every check (query, writable, schema, pool_headroom,\n"
 	"idle_in_transaction, long_transactions, lock_waits, disk, size, bloat,\n"
-	"wraparound, backup, replication). replication knows the role of this\n"
+	"wraparound, wal, backup, replication). replication knows the role of this\n"
 	"node's server (database.node_uri, else the one database.uri reached): a\n"
 	"leader's synchronous standbys and each replica's lag, or a standby's\n"
 	"streaming state and replay lag. The text output is a Nagios plugin's: a\n"

@@ -23,8 +23,11 @@
  * one round trip, before the checks run; each check takes its result with
  * probe_query (or runs the query itself when the batch failed).
  */
-enum prefetch { PRE_RECOVERY, PRE_SLOTS, PRE_SESSIONS, PRE_IDLE, PRE_XACT, PRE_LOCKS, PRE_WRAPAROUND, PRE_N };
+enum prefetch {
+	PRE_RECOVERY, PRE_SLOTS, PRE_SESSIONS, PRE_IDLE, PRE_XACT, PRE_LOCKS, PRE_WRAPAROUND, PRE_WAL, PRE_N
+};
 extern const char *const prefetch_sql[PRE_N];	/* check_sessions.c */
+extern const char wal_sql[];			/* check_wal.c */
 
 struct probe {
 	PGresult *pre[PRE_N];		/* prefetched results, taken by probe_query */
@@ -69,6 +72,27 @@ void finding_vadd(enum check_status *status, struct strbuf *msg, enum check_stat
 /* "12.3 MiB" and so on. */
 void format_bytes(char *buf, size_t n, double b);
 
+/*
+ * Rates (table growth, WAL) from the state file, which the CLI and the
+ * service share: two samples per figure, KEY and KEY-next; the rate is
+ * measured against the newest one at least RATE_MIN_AGE_S old, so neither a
+ * check a second after the previous one nor the first check after an outage
+ * (a sample days old, the whole gap then being the window) gives a false
+ * alarm. The window is 5 to 10 minutes when checks are frequent.
+ */
+#define RATE_MIN_AGE_S 300
+struct rate_sample {
+	bool present;
+	long long bytes, at;
+};
+struct rate_sample rate_sample_of(const struct size_state *st, const char *key);
+/* The sample to measure against, or NULL when none is old enough. */
+const struct rate_sample *rate_reference(const struct rate_sample *base, const struct rate_sample *next,
+					 long long now);
+/* Keeps the two samples: a new baseline when there is none, the next one once it is old enough. */
+void rate_update(struct size_state *st, const char *base_key, const char *next_key, const struct rate_sample *base,
+		 const struct rate_sample *next, long long value, long long now);
+
 /* ---- queries ---- */
 
 /*
@@ -111,5 +135,7 @@ void check_replication(struct probe *p, struct check_result *r);
 void check_bloat(struct probe *p, struct check_result *r);
 /* check_backup.c */
 void check_backup(struct probe *p, struct check_result *r);
+/* check_wal.c */
+void check_wal(struct probe *p, struct check_result *r);
 
 #endif

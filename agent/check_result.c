@@ -190,6 +190,39 @@ void format_bytes(char *buf, size_t n, double b)
 }
 
 
+/* ---- rates from the state file ---- */
+
+struct rate_sample rate_sample_of(const struct size_state *st, const char *key)
+{
+	const struct size_sample *s = state_find(st, key);
+
+	return s ? (struct rate_sample){ true, s->bytes, s->at } : (struct rate_sample){ false, 0, 0 };
+}
+
+const struct rate_sample *rate_reference(const struct rate_sample *base, const struct rate_sample *next,
+					 long long now)
+{
+	if (next->present && now - next->at >= RATE_MIN_AGE_S)
+		return next;
+	if (base->present && now - base->at >= RATE_MIN_AGE_S)
+		return base;
+	return NULL;
+}
+
+void rate_update(struct size_state *st, const char *base_key, const char *next_key, const struct rate_sample *base,
+		 const struct rate_sample *next, long long value, long long now)
+{
+	if (!base->present || base->at > now) {
+		state_put(st, base_key, value, now);
+	} else if (!next->present || next->at > now) {
+		if (now - base->at >= RATE_MIN_AGE_S)
+			state_put(st, next_key, value, now);
+	} else if (now - next->at >= RATE_MIN_AGE_S) {
+		state_put(st, base_key, next->bytes, next->at);
+		state_put(st, next_key, value, now);
+	}
+}
+
 /* ---- queries ---- */
 
 /*

@@ -235,6 +235,7 @@ const char *const prefetch_sql[PRE_N] = {
 	[PRE_XACT] = xact_sql,
 	[PRE_LOCKS] = locks_sql,
 	[PRE_WRAPAROUND] = wraparound_sql,
+	[PRE_WAL] = wal_sql,
 };
 
 void check_wraparound(struct probe *p, struct check_result *r)

@@ -2,13 +2,10 @@
  * check_size.c: the `size` check: each checkpoint table's size, and its
  * growth per hour.
  *
- * The rate is measured against the newest sample in the state file that is
- * at least GROWTH_MIN_AGE_S old, so neither a check a second after the
- * previous one (the CLI and the service share the file) nor the first check
- * after an outage (a sample days old) gives a false alarm. Two samples are
- * kept per table: "size KEY", the baseline, and "size-next KEY", which takes
- * its place once it is old enough; the window is thus 5 to 10 minutes when
- * checks are frequent, and as long as the gap after an outage.
+ * The rate is measured against two samples kept per table in the state file,
+ * "size KEY" and "size-next KEY" (rate_reference in check_result.c: the
+ * newest one at least 5 minutes old), so neither a check a second after the
+ * previous one nor the first check after an outage gives a false alarm.
  */
 #include "check_probe.h"
 #include "db.h"
@@ -28,55 +25,14 @@ struct size_run {
 	long long now;
 };
 
-#define GROWTH_MIN_AGE_S 300
-
-struct growth_sample {
-	bool present;
-	long long bytes, at;
-};
-
-static struct growth_sample sample_of(const struct size_state *st, const char *key)
-{
-	const struct size_sample *s = state_find(st, key);
-
-	return s ? (struct growth_sample){ true, s->bytes, s->at } : (struct growth_sample){ false, 0, 0 };
-}
-
-/* The sample to measure against: the newest one at least GROWTH_MIN_AGE_S old, or none. */
-static const struct growth_sample *growth_reference(const struct growth_sample *base,
-						    const struct growth_sample *next, long long now)
-{
-	if (next->present && now - next->at >= GROWTH_MIN_AGE_S)
-		return next;
-	if (base->present && now - base->at >= GROWTH_MIN_AGE_S)
-		return base;
-	return NULL;
-}
-
-/* Keeps the two samples: a new baseline when there is none, the next one once it is old enough. */
-static void growth_update(struct size_state *st, const char *base_key, const char *next_key,
-			  const struct growth_sample *base, const struct growth_sample *next, long long total,
-			  long long now)
-{
-	if (!base->present || base->at > now) {
-		state_put(st, base_key, total, now);
-	} else if (!next->present || next->at > now) {
-		if (now - base->at >= GROWTH_MIN_AGE_S)
-			state_put(st, next_key, total, now);
-	} else if (now - next->at >= GROWTH_MIN_AGE_S) {
-		state_put(st, base_key, next->bytes, next->at);
-		state_put(st, next_key, total, now);
-	}
-}
-
 static void size_growth(struct probe *p, struct check_result *r, struct size_run *sr, const char *name,
 			long long total)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
 	char *base_key = xasprintf("size %s %s", p->db_key, name);
 	char *next_key = xasprintf("size-next %s %s", p->db_key, name);
-	struct growth_sample base = sample_of(&p->state, base_key), next = sample_of(&p->state, next_key);
-	const struct growth_sample *ref = growth_reference(&base, &next, sr->now);
+	struct rate_sample base = rate_sample_of(&p->state, base_key), next = rate_sample_of(&p->state, next_key);
+	const struct rate_sample *ref = rate_reference(&base, &next, sr->now);
 	char total_s[32];
 
 	format_bytes(total_s, sizeof(total_s), (double)total);
@@ -97,9 +53,9 @@ static void size_growth(struct probe *p, struct check_result *r, struct size_run
 	} else {
 		sb_printf(&sr->msg, "%s%s %s (growth: first sample %lld s old, measured from %d s)",
 			  sr->msg.len ? ", " : "", name, total_s,
-			  base.present && base.at <= sr->now ? sr->now - base.at : 0LL, GROWTH_MIN_AGE_S);
+			  base.present && base.at <= sr->now ? sr->now - base.at : 0LL, RATE_MIN_AGE_S);
 	}
-	growth_update(&p->state, base_key, next_key, &base, &next, total, sr->now);
+	rate_update(&p->state, base_key, next_key, &base, &next, total, sr->now);
 	free(base_key);
 	free(next_key);
 }

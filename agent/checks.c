@@ -37,7 +37,7 @@ void checks_set_tick(check_tick_fn fn)
  * gates: the check counts for the service's readiness (READY=1 waits until no
  * such check is CRITICAL). A stale backup, a failing WAL archive, a missing
  * synchronous standby or a lagging replica is an alarm, not a reason to keep
- * the applications down: `backup` and `replication` do not gate.
+ * the applications down: `backup`, `replication` and `wal` do not gate.
  */
 static const struct {
 	const char *name;
@@ -56,6 +56,7 @@ static const struct {
 	{ "size", check_size, false, true },
 	{ "bloat", check_bloat, false, false },
 	{ "wraparound", check_wraparound, false, true },
+	{ "wal", check_wal, false, false },
 	{ "backup", check_backup, false, false },
 	{ "replication", check_replication, false, false },
 };

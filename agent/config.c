@@ -63,6 +63,7 @@ void config_defaults(struct config *c)
 		.replication_lag_warn_bytes = 16LL << 20, .replication_lag_crit_bytes = 256LL << 20,
 		.replication_lag_warn_s = 10, .replication_lag_crit_s = 60,
 		.dead_tuples_warn_pct = 30, .dead_tuples_crit_pct = 60, .dead_tuples_min = 10000,
+		.wal_fill_warn_pct = 80, .wal_fill_crit_pct = 200,
 		.vacuum_age_warn_s = 86400, .vacuum_age_crit_s = 7LL * 86400,
 		.backup_age_warn_pct = 150, .backup_age_crit_pct = 300,
 		.archive_age_warn_s = 900, .archive_age_crit_s = 3600,
@@ -180,6 +181,8 @@ static const struct option options[] = {
 	{ "checks", "dead_tuples_warn_pct", K_INT, CHK(dead_tuples_warn_pct), 0, 100 },
 	{ "checks", "dead_tuples_crit_pct", K_INT, CHK(dead_tuples_crit_pct), 0, 100 },
 	{ "checks", "dead_tuples_min", K_INT64, CHK(dead_tuples_min), 0, 1LL << 40 },
+	{ "checks", "wal_fill_warn_pct", K_INT, CHK(wal_fill_warn_pct), 1, 100000 },
+	{ "checks", "wal_fill_crit_pct", K_INT, CHK(wal_fill_crit_pct), 1, 100000 },
 	{ "checks", "vacuum_age_warn", K_DURATION, CHK(vacuum_age_warn_s), 1, 3650LL * 86400 },
 	{ "checks", "vacuum_age_crit", K_DURATION, CHK(vacuum_age_crit_s), 1, 3650LL * 86400 },
 	{ "retention", "strategy", K_STRING, OFF(retention_strategy), 0, 0 },
@@ -356,19 +359,38 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 	return 0;
 }
 
-bool config_thresholds_ordered(const struct check_thresholds *t)
+const char *config_thresholds_unordered(const struct check_thresholds *t)
 {
-	return !(t->connect_warn_ms > t->connect_crit_ms || t->query_warn_ms > t->query_crit_ms ||
-	    t->write_warn_ms > t->write_crit_ms ||
-	    t->idle_in_xact_warn_s > t->idle_in_xact_crit_s || t->xact_age_warn_s > t->xact_age_crit_s ||
-	    t->lock_waits_warn > t->lock_waits_crit || t->disk_free_warn_pct < t->disk_free_crit_pct ||
-	    t->inodes_free_warn_pct < t->inodes_free_crit_pct ||
-	    t->pool_usage_warn_pct > t->pool_usage_crit_pct || t->wraparound_warn > t->wraparound_crit ||
-	    t->growth_warn_mb > t->growth_crit_mb || t->dead_tuples_warn_pct > t->dead_tuples_crit_pct ||
-	    t->vacuum_age_warn_s > t->vacuum_age_crit_s || t->backup_age_warn_pct > t->backup_age_crit_pct ||
-	    t->archive_age_warn_s > t->archive_age_crit_s ||
-	    t->replication_lag_warn_bytes > t->replication_lag_crit_bytes ||
-	    t->replication_lag_warn_s > t->replication_lag_crit_s);
+	const struct {
+		bool unordered;
+		const char *pair;
+	} pairs[] = {
+		{ t->connect_warn_ms > t->connect_crit_ms, "connect_warn_ms > connect_crit_ms" },
+		{ t->query_warn_ms > t->query_crit_ms, "query_warn_ms > query_crit_ms" },
+		{ t->write_warn_ms > t->write_crit_ms, "write_warn_ms > write_crit_ms" },
+		{ t->idle_in_xact_warn_s > t->idle_in_xact_crit_s,
+		  "idle_in_transaction_warn > idle_in_transaction_crit" },
+		{ t->xact_age_warn_s > t->xact_age_crit_s, "transaction_age_warn > transaction_age_crit" },
+		{ t->lock_waits_warn > t->lock_waits_crit, "lock_waits_warn > lock_waits_crit" },
+		{ t->disk_free_warn_pct < t->disk_free_crit_pct, "disk_free_warn_pct < disk_free_crit_pct" },
+		{ t->inodes_free_warn_pct < t->inodes_free_crit_pct, "inodes_free_warn_pct < inodes_free_crit_pct" },
+		{ t->pool_usage_warn_pct > t->pool_usage_crit_pct, "pool_usage_warn_pct > pool_usage_crit_pct" },
+		{ t->wraparound_warn > t->wraparound_crit, "wraparound_warn > wraparound_crit" },
+		{ t->growth_warn_mb > t->growth_crit_mb, "growth_warn_mb > growth_crit_mb" },
+		{ t->dead_tuples_warn_pct > t->dead_tuples_crit_pct, "dead_tuples_warn_pct > dead_tuples_crit_pct" },
+		{ t->wal_fill_warn_pct > t->wal_fill_crit_pct, "wal_fill_warn_pct > wal_fill_crit_pct" },
+		{ t->vacuum_age_warn_s > t->vacuum_age_crit_s, "vacuum_age_warn > vacuum_age_crit" },
+		{ t->backup_age_warn_pct > t->backup_age_crit_pct, "backup_age_warn_pct > backup_age_crit_pct" },
+		{ t->archive_age_warn_s > t->archive_age_crit_s, "archive_age_warn > archive_age_crit" },
+		{ t->replication_lag_warn_bytes > t->replication_lag_crit_bytes,
+		  "replication_lag_warn_bytes > replication_lag_crit_bytes" },
+		{ t->replication_lag_warn_s > t->replication_lag_crit_s, "replication_lag_warn_s > replication_lag_crit_s" },
+	};
+
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+		if (pairs[i].unordered)
+			return pairs[i].pair;
+	return NULL;
 }
 
 int config_set_threshold(struct check_thresholds *t, const char *name, long long v, char **why)
@@ -396,9 +418,11 @@ int config_set_threshold(struct check_thresholds *t, const char *name, long long
 /* Threshold pairs must be ordered: WARNING comes before CRITICAL. */
 static int check_consistency(const char *file, struct config *c)
 {
-	if (!config_thresholds_ordered(&c->checks)) {
-		log_error("%s:0: checks: a warning threshold is beyond its critical one; "
-			  "warnings must come first (for free space: warn above crit)", file);
+	const char *pair = config_thresholds_unordered(&c->checks);
+
+	if (pair != NULL) {
+		log_error("%s:0: checks: a warning threshold is beyond its critical one (%s); "
+			  "warnings must come first (for free space: warn above crit)", file, pair);
 		return EXIT_CONFIG;
 	}
 	return 0;

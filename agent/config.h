@@ -42,6 +42,7 @@ struct check_thresholds {
 	int archive_age_warn_s, archive_age_crit_s;	/* last archived segment, while one waits */
 	int drill_age_warn_days;			/* the last restore drill */
 	int dead_tuples_warn_pct, dead_tuples_crit_pct;	/* bloat: dead of all tuples */
+	int wal_fill_warn_pct, wal_fill_crit_pct;	/* wal: a checkpoint cycle's WAL, % of max_wal_size */
 	long long dead_tuples_min;			/* bloat: fewer dead tuples are not judged */
 	long long vacuum_age_warn_s, vacuum_age_crit_s;	/* bloat: since the last (auto)vacuum */
 };
@@ -115,8 +116,9 @@ char *config_uri_origin(const struct config *cfg);
 void config_free(struct config *cfg);
 bool config_has_set(const struct config *cfg, const char *name);
 
-/* Each WARNING threshold comes before its CRITICAL one (for free space: above it). */
-bool config_thresholds_ordered(const struct check_thresholds *t);
+/* The first threshold pair out of order ("warn_name > crit_name"), or NULL: each WARNING threshold
+ * comes before its CRITICAL one (for free space: above it). */
+const char *config_thresholds_unordered(const struct check_thresholds *t);
 /*
  * Sets the threshold checks.NAME (e.g. "disk_free_warn_pct") in T to V, within
  * the range the config file allows. 0, or -1 with *WHY set (caller frees).

@@ -5,7 +5,7 @@
 # here are the agent's own.
 
 _checkpoint_agent_commands="migrate status verify rollback check prune usage run help"
-_checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size bloat wraparound backup replication"
+_checkpoint_agent_checks="connect query writable schema pool_headroom idle_in_transaction long_transactions lock_waits disk size bloat wraparound wal backup replication"
 _checkpoint_agent_sets="langgraph langgraph-store agentos"
 
 # _checkpoint_agent_options COMMAND: the options of COMMAND, and after it the

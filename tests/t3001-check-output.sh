@@ -30,11 +30,11 @@ status_of() {
 test_01_healthy_database_is_ok_with_one_line_per_check() {
 	tl_agent -c "$conf" check
 	assertEquals "exit code; out: $TL_OUT; err: $TL_ERR" 0 "$TL_RC"
-	assertEquals "lines: the summary, then one per check" 15 "$(printf '%s\n' "$TL_OUT" | wc -l)"
-	assertEquals "the summary line" "OK - 14 checks OK |" "$(printf '%s\n' "$TL_OUT" | head -n 1 | cut -d' ' -f1-6)"
+	assertEquals "lines: the summary, then one per check" 16 "$(printf '%s\n' "$TL_OUT" | wc -l)"
+	assertEquals "the summary line" "OK - 15 checks OK |" "$(printf '%s\n' "$TL_OUT" | head -n 1 | cut -d' ' -f1-6)"
 	local name
 	for name in connect query writable schema pool_headroom idle_in_transaction long_transactions \
-		lock_waits disk size bloat wraparound backup replication; do
+		lock_waits disk size bloat wraparound wal backup replication; do
 		assertEquals "$name; out: $TL_OUT" OK "$(status_of "$name")"
 	done
 }
@@ -49,7 +49,7 @@ d = json.load(sys.stdin)
 names = [c["name"] for c in d["checks"]]
 conn = [m["value"] for c in d["checks"] for m in c["metrics"] if m["name"] == "connect_seconds"]
 print(d["status"], d["exit_code"], len(names), "writable" in names, len(conn) == 1 and conn[0] > 0)')
-	assertEquals "status, exit code, checks, connect time" "OK 0 14 True True" "$summary"
+	assertEquals "status, exit code, checks, connect time" "OK 0 15 True True" "$summary"
 }
 
 test_03_prometheus_passes_promtool() {

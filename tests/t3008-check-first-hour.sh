@@ -67,7 +67,7 @@ test_01_quick_start_check_is_not_unknown() {
 	assertEquals "exit code; out: $TL_OUT; err: $TL_ERR" 0 "$TL_RC"
 	assertEquals "disk does not apply for this role" SKIPPED "$(status_of disk)"
 	assertContains "and says why" "$TL_OUT" "SKIPPED  disk: the data directory is unknown"
-	assertContains "the summary counts it" "$(printf '%s\n' "$TL_OUT" | head -n 1)" "13 checks OK, 1 skipped (disk)"
+	assertContains "the summary counts it" "$(printf '%s\n' "$TL_OUT" | head -n 1)" "14 checks OK, 1 skipped (disk)"
 	assertContains "size says where the state went" "$TL_OUT" \
 		"state kept in $USER_HOME/.local/state/checkpoint-agent/state, since"
 	assertTrue "the state file is there" "[ -s '$USER_HOME/.local/state/checkpoint-agent/state' ]"
@@ -119,7 +119,7 @@ test_05_text_is_a_nagios_plugins_output() {
 	assertEquals "exit code: $TL_OUT" 0 "$TL_RC"
 	first=$(printf '%s\n' "$TL_OUT" | head -n 1)
 	assertTrue "first line: STATUS - summary | perfdata: $first" \
-		"printf '%s\n' \"\$first\" | grep -Eq '^OK - 14 checks OK \| [^|]+$'"
+		"printf '%s\n' \"\$first\" | grep -Eq '^OK - 15 checks OK \| [^|]+$'"
 	bad=$(perfdata | grep -Ev "^('[^'=]+'|[^' =]+)=-?[0-9.]+(e[-+]?[0-9]+)?(s|B)?(;[-0-9.e+]*:?){0,4}$")
 	assertEquals "malformed perfdata items" "" "$bad"
 	assertTrue "connect time in seconds with its thresholds: $(perfdata | grep connect_seconds)" \
@@ -136,7 +136,7 @@ test_06_only_and_skip_choose_checks() {
 	assertEquals "two checks" "query wraparound" "$(printf '%s\n' "$TL_OUT" | sed 1d | awk '{print $2}' | tr -d : | sort | paste -sd ' ')"
 	tl_agent -c "$CONF" check --skip disk,size --skip schema
 	assertEquals "exit code: $TL_ERR" 0 "$TL_RC"
-	assertEquals "eleven checks" 11 "$(printf '%s\n' "$TL_OUT" | sed 1d | wc -l)"
+	assertEquals "twelve checks" 12 "$(printf '%s\n' "$TL_OUT" | sed 1d | wc -l)"
 	assertEquals "without the skipped ones" "" "$(status_of disk)$(status_of size)$(status_of schema)"
 	tl_agent -c "$CONF" check --only dsk
 	assertEquals "an unknown check is a usage error, UNKNOWN as for every plugin" 3 "$TL_RC"
@@ -199,7 +199,7 @@ for line in sys.stdin:
         durations.add(m[1])
 five = all(s == {"ok", "warning", "critical", "unknown", "skipped"} for s in states.values())
 print(len(states), five, set(ones.values()), len(durations), set(states) == durations)')
-	assertEquals "14 checks, 5 states each, exactly one 1, a duration each" "14 True {1} 14 True" "$summary"
+	assertEquals "15 checks, 5 states each, exactly one 1, a duration each" "15 True {1} 15 True" "$summary"
 	assertContains "the number stays, as its own metric" "$TL_OUT" 'checkpoint_agent_check_status_code{check="disk"} 0'
 	assertContains "the whole run" "$TL_OUT" "checkpoint_agent_probe_duration_seconds "
 	if command -v promtool >/dev/null; then
