@@ -6,9 +6,12 @@
 # and render the same template with its output, so the rules cannot drift.
 #
 #   tune-values.sh [--mem-kb N] [--cores N] [--pool-size N] [--instances N]
+#                  [--wal-rate-kb N]
 #
 # Without options it reads the machine and the pool settings of defaults.env
-# (or CPA_POOL_SIZE / CPA_POOL_INSTANCES). The memory is the smaller of
+# (or CPA_POOL_SIZE / CPA_POOL_INSTANCES). --wal-rate-kb is the peak rate of
+# WAL the workload writes, in kB per second (CPA_WAL_RATE_KB; 0 or unset: 512
+# per core); max_wal_size is sized from it, not from the memory. The memory is the smaller of
 # /proc/meminfo's MemTotal and the memory limit of this process's cgroup
 # (cgroup v2 memory.max, or v1 memory.limit_in_bytes, up the hierarchy): in
 # a container or a systemd slice with a limit, sizing for the host's memory
@@ -18,7 +21,7 @@
 set -euo pipefail
 
 usage() {
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 usage_error() {
@@ -80,8 +83,15 @@ mem_kb=
 cores=
 pool_size=
 instances=
+wal_rate_kb=
 while [ "$#" -gt 0 ]; do
 	case "$1" in
+	--wal-rate-kb)
+		[ "$#" -ge 2 ] || usage_error "$1 needs a value"
+		[[ "$2" =~ ^[0-9]{1,9}$ ]] || usage_error "$1 must be a whole number of kB per second: $2"
+		wal_rate_kb=$2
+		shift 2
+		;;
 	--mem-kb | --cores | --pool-size | --instances)
 		[ "$#" -ge 2 ] || usage_error "$1 needs a value"
 		[[ "$2" =~ ^[0-9]{1,12}$ ]] || usage_error "$1 must be a positive whole number: $2"
@@ -105,6 +115,8 @@ mem_kb=${mem_kb:-$(machine_mem_kb)}
 cores=${cores:-$(nproc)}
 pool_size=${pool_size:-$(default_from_defaults_env CPA_POOL_SIZE)}
 instances=${instances:-$(default_from_defaults_env CPA_POOL_INSTANCES)}
+wal_rate_kb=${wal_rate_kb:-$(default_from_defaults_env CPA_WAL_RATE_KB)}
+[[ "${wal_rate_kb:-0}" =~ ^[0-9]{1,9}$ ]] || usage_error "CPA_WAL_RATE_KB must be a whole number of kB per second: $wal_rate_kb"
 [[ "$pool_size" =~ ^[1-9][0-9]*$ ]] || usage_error "no pool size (give --pool-size N)"
 [[ "$instances" =~ ^[1-9][0-9]*$ ]] || usage_error "no instance count (give --instances N)"
 [ "$mem_kb" -ge 262144 ] || usage_error "at least 256 MB of memory is needed (--mem-kb $mem_kb)"
@@ -137,9 +149,17 @@ maintenance_work_mem_mb=$(clamp $((mem_mb / 16)) 64 2048)
 # running up to 4 sort/hash nodes at once; checkpoint queries are key
 # lookups, so 4-64 MB.
 work_mem_mb=$(clamp $(((mem_mb - shared_buffers_mb) / (max_connections * 4))) 4 64)
-# WAL: an eighth of RAM between checkpoints (1-16 GB), so that upsert bursts
-# do not force checkpoints early; min_wal_size keeps a quarter recycled.
-max_wal_size_mb=$(clamp $((mem_mb / 8)) 1024 16384)
+# WAL: PostgreSQL starts a checkpoint early once the WAL since the last one
+# passes max_wal_size / (1 + checkpoint_completion_target). So that the peak
+# rate of WAL never does, a cycle of checkpoint_timeout (900 s) x 1.9 at that
+# rate fills 80% of max_wal_size (the agent's `wal` check warns above that).
+# The rate: --wal-rate-kb, else 512 kB/s per core: the LangGraph workload
+# (bench/workload-bench.sh, 20 writers) made the tuned 2-core server write
+# at most about 170 kB/s per core, so 3x that. 1-64 GB; min_wal_size keeps a
+# quarter recycled.
+checkpoint_timeout_s=900
+[ "${wal_rate_kb:-0}" -gt 0 ] || wal_rate_kb=$((512 * cores))
+max_wal_size_mb=$(clamp $(((wal_rate_kb * checkpoint_timeout_s * 19 / 10 * 10 / 8 + 1023) / 1024)) 1024 65536)
 min_wal_size_mb=$((max_wal_size_mb / 4))
 # Workers: one process per core for parallel queries; autovacuum gets at least
 # the default 3 workers, up to one per core (6 at most).
@@ -155,6 +175,7 @@ cores=$cores
 pool_size=$pool_size
 pool_instances=$instances
 pool_total=$pool_total
+wal_rate_kb=$wal_rate_kb
 connection_headroom=$headroom
 max_connections=$max_connections
 shared_buffers=${shared_buffers_mb}MB
@@ -163,7 +184,7 @@ maintenance_work_mem=${maintenance_work_mem_mb}MB
 work_mem=${work_mem_mb}MB
 max_wal_size=${max_wal_size_mb}MB
 min_wal_size=${min_wal_size_mb}MB
-checkpoint_timeout=15min
+checkpoint_timeout=$((checkpoint_timeout_s / 60))min
 checkpoint_completion_target=0.9
 wal_compression=lz4
 default_toast_compression=lz4

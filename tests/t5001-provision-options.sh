@@ -46,6 +46,8 @@ test_03_environment_overrides_defaults_and_options_override_environment() {
 	assertEquals other "$(config_value CPA_DB_ROLE <<<"$out")"
 	out=$(CPA_POOL_SIZE=33 "$P/provision.sh" --show-config --pool-size=44)
 	assertEquals 44 "$(config_value CPA_POOL_SIZE <<<"$out")"
+	out=$("$P/provision.sh" --show-config --wal-rate 2048)
+	assertEquals 2048 "$(config_value CPA_WAL_RATE_KB <<<"$out")"
 }
 
 test_04_allow_cidr_accumulates_after_the_environment() {
@@ -58,7 +60,7 @@ test_05_bad_values_exit_64_with_a_reason() {
 	local args err rc
 	# shellcheck disable=SC2089 # the quote is part of the bad value
 	for args in "--allow-cidr 10.0.0.1" "--allow-cidr 300.1.1.1/8" "--allow-cidr 10.0.0.0/33" \
-		"--port 70000" "--port x" "--pool-size 0" "--role bad\"name" "--database Upper" \
+		"--port 70000" "--port x" "--pool-size 0" "--wal-rate -1" "--wal-rate fast" "--role bad\"name" "--database Upper" \
 		"--data-root relative/path" "--sets langgraph,bogus" "--sets bogus" "--listen 1.2.3.4;drop" \
 		"--env-file /etc/it's" "--space-margin -1" "--no-such-option" "--agent-role Bad" "--agent-role ai_agent" \
 		"--tls-ca /etc/ca.pem" "--tls-cert /etc/c.pem" "--tls-key /etc/k.pem" "--public-host a;b" \

@@ -22,8 +22,8 @@ test_01_a_4_gb_2_core_server_with_one_pool_of_20() {
 	assertEquals "three quarters" 3072MB "$(value effective_cache_size <<<"$out")"
 	assertEquals "1/16" 256MB "$(value maintenance_work_mem <<<"$out")"
 	assertEquals "(4096-1024)/(35*4) = 21" 21MB "$(value work_mem <<<"$out")"
-	assertEquals "4096/8 = 512, raised to 1 GB" 1024MB "$(value max_wal_size <<<"$out")"
-	assertEquals 256MB "$(value min_wal_size <<<"$out")"
+	assertEquals "512 kB/s per core: 1024 kB/s x 900 s x 1.9 / 0.8 = 2137.5 MB" 2138MB "$(value max_wal_size <<<"$out")"
+	assertEquals 534MB "$(value min_wal_size <<<"$out")"
 	assertEquals 1 "$(value max_parallel_workers_per_gather <<<"$out")"
 	assertEquals 3 "$(value autovacuum_max_workers <<<"$out")"
 	assertEquals lz4 "$(value default_toast_compression <<<"$out")"
@@ -46,9 +46,23 @@ test_03_large_machines_hit_the_caps() {
 	assertEquals 16384MB "$(value shared_buffers <<<"$out")"
 	assertEquals 2048MB "$(value maintenance_work_mem <<<"$out")"
 	assertEquals 64MB "$(value work_mem <<<"$out")"
-	assertEquals 16384MB "$(value max_wal_size <<<"$out")"
+	assertEquals "64 cores x 512 kB/s would need 68400 MB: capped at 64 GB" 65536MB "$(value max_wal_size <<<"$out")"
 	assertEquals 6 "$(value autovacuum_max_workers <<<"$out")"
 	assertEquals 4 "$(value max_parallel_workers_per_gather <<<"$out")"
+}
+
+test_03b_max_wal_size_follows_the_wal_rate_not_the_memory() {
+	local out small big
+	out=$("$TV" --mem-kb 4194304 --cores 2 --pool-size 20 --instances 1 --wal-rate-kb 4096)
+	assertEquals "4096 kB/s x 2137.5 s = 8550 MB" 8550MB "$(value max_wal_size <<<"$out")"
+	assertEquals 4096 "$(value wal_rate_kb <<<"$out")"
+	out=$("$TV" --mem-kb 4194304 --cores 2 --pool-size 20 --instances 1 --wal-rate-kb 100)
+	assertEquals "a slow workload keeps the 1 GB floor" 1024MB "$(value max_wal_size <<<"$out")"
+	small=$("$TV" --mem-kb 1048576 --cores 2 --pool-size 20 --instances 1 | value max_wal_size)
+	big=$("$TV" --mem-kb $((64 * 1024 * 1024)) --cores 2 --pool-size 20 --instances 1 | value max_wal_size)
+	assertEquals "the memory does not change it" "$small" "$big"
+	out=$(CPA_WAL_RATE_KB=2048 "$TV" --mem-kb 4194304 --cores 2 --pool-size 20 --instances 1)
+	assertEquals "CPA_WAL_RATE_KB" 4275MB "$(value max_wal_size <<<"$out")"
 }
 
 test_04_without_options_it_reads_the_machine() {
@@ -62,7 +76,7 @@ test_04_without_options_it_reads_the_machine() {
 
 test_05_bad_input_exits_64() {
 	local args rc
-	for args in "--cores 0" "--mem-kb abc" "--mem-kb 1000" "--pool-size" "--bogus 1"; do
+	for args in "--cores 0" "--mem-kb abc" "--mem-kb 1000" "--pool-size" "--bogus 1" "--wal-rate-kb -5" "--wal-rate-kb"; do
 		rc=0
 		# shellcheck disable=SC2086
 		"$TV" $args >/dev/null 2>&1 || rc=$?
@@ -90,7 +104,7 @@ test_06_the_template_uses_every_value_and_explains_every_setting() {
 	done <<<"$rendered"
 	# Every GUC that tune-values prints is set by the template.
 	while read -r line; do
-		case "$line" in mem_mb | cores | pool_size | pool_instances | pool_total | connection_headroom) continue ;; esac
+		case "$line" in mem_mb | cores | pool_size | pool_instances | pool_total | connection_headroom | wal_rate_kb) continue ;; esac
 		assertContains "template sets $line" "$rendered" "$line = "
 	done < <(grep -E '^[a-z_]+=' <<<"$out" | cut -d= -f1)
 }

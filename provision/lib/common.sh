@@ -313,6 +313,9 @@ defaults from provision/defaults.env):
   --sets "S..."           migration sets the agent applies [CPA_SETS=$CPA_SETS]
   --pool-size N           application pool size [CPA_POOL_SIZE=$CPA_POOL_SIZE]
   --pool-instances N      application instances [CPA_POOL_INSTANCES=$CPA_POOL_INSTANCES]
+  --wal-rate KB           peak WAL the workload writes, kB per second, which
+                          sizes max_wal_size; 0: 512 per core (the agent's
+                          wal check measures it) [CPA_WAL_RATE_KB=$CPA_WAL_RATE_KB]
   --app-group NAME        group the application runs as [CPA_APP_GROUP=$CPA_APP_GROUP]
   --config-dir DIR        [CPA_CONFIG_DIR=$CPA_CONFIG_DIR]
   --env-file FILE         the application's env file [CPA_ENV_FILE=$CPA_ENV_FILE]
@@ -429,7 +432,7 @@ cpa_parse_options() {
 		--enable-checksums) CPA_ENABLE_CHECKSUMS=1 ;;
 		--show-config) show_config=1 ;;
 		--pg-version | --cluster | --port | --data-root | --data-dir | --listen | --allow-cidr | \
-			--role | --database | --schema | --sets | --pool-size | --pool-instances | --app-group | \
+			--role | --database | --schema | --sets | --pool-size | --pool-instances | --wal-rate | --app-group | \
 			--config-dir | --env-file | --credentials-file | --agent-password-file | --agent-user | \
 			--prefix | --state-dir | --space-margin | --password-file | --agent-role | --tls-cert | --tls-key | \
 			--tls-ca | --public-host | --remote-env-file | --apt-cache-valid-time | --backup-repo | --backup-stanza | \
@@ -450,6 +453,7 @@ cpa_parse_options() {
 			--sets) CPA_SETS=$val ;;
 			--pool-size) CPA_POOL_SIZE=$val ;;
 			--pool-instances) CPA_POOL_INSTANCES=$val ;;
+			--wal-rate) CPA_WAL_RATE_KB=$val ;;
 			--app-group) CPA_APP_GROUP=$val ;;
 			--config-dir) CPA_CONFIG_DIR=$val ;;
 			--env-file) CPA_ENV_FILE=$val ;;
@@ -534,7 +538,7 @@ cpa_finish_settings() {
 	export CPA_DATA_DIR CPA_AGENT_CONFIG CPA_AGENT_BIN CPA_PG_CONF_DIR CPA_PG_BIN CPA_PG_UNIT \
 		CPA_DRY_RUN CPA_REMOVE_OLD CPA_REQUIRE_MOUNT CPA_PASSWORD_SOURCE CPA_ALLOWED_CIDRS \
 		CPA_DATA_ROOT CPA_LISTEN_ADDRESSES CPA_DB_ROLE CPA_DB_NAME CPA_DB_SCHEMA CPA_SETS \
-		CPA_POOL_SIZE CPA_POOL_INSTANCES CPA_PG_VERSION CPA_PG_CLUSTER CPA_PG_PORT CPA_AGENT_DEB \
+		CPA_POOL_SIZE CPA_POOL_INSTANCES CPA_WAL_RATE_KB CPA_PG_VERSION CPA_PG_CLUSTER CPA_PG_PORT CPA_AGENT_DEB \
 		CPA_AGENT_DB_ROLE CPA_TLS_CERT_FILE CPA_TLS_KEY_FILE CPA_TLS_CA_FILE CPA_DB_PUBLIC_HOST \
 		CPA_REMOTE_ENV_FILE CPA_APT_CACHE_VALID_TIME
 
@@ -543,6 +547,7 @@ cpa_finish_settings() {
 	cpa_check_uint "port" "$CPA_PG_PORT" 1 65535
 	cpa_check_uint "pool size" "$CPA_POOL_SIZE" 1 100000
 	cpa_check_uint "pool instances" "$CPA_POOL_INSTANCES" 1 10000
+	cpa_check_uint "WAL rate (kB/s)" "$CPA_WAL_RATE_KB" 0 999999999
 	cpa_check_uint "space margin" "$CPA_SPACE_MARGIN_PERCENT" 0 1000
 	cpa_check_uint "apt cache valid time" "$CPA_APT_CACHE_VALID_TIME" 0 999999999
 	for c in CPA_DATA_ROOT CPA_DATA_DIR CPA_CONFIG_DIR CPA_ENV_FILE CPA_CREDENTIALS_FILE \

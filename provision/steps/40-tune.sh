@@ -15,7 +15,7 @@ TUNING_TEMPLATE=$CPA_TEMPLATES_DIR/postgresql-tuning.conf.j2
 render_tuning() {
 	local -a values=()
 	mapfile -t values < <("$CPA_PROVISION_DIR/tune-values.sh" \
-		--pool-size "$CPA_POOL_SIZE" --instances "$CPA_POOL_INSTANCES")
+		--pool-size "$CPA_POOL_SIZE" --instances "$CPA_POOL_INSTANCES" --wal-rate-kb "$CPA_WAL_RATE_KB")
 	[ "${#values[@]}" -gt 0 ] || cpa_die "$CPA_EX_FAILED" "tune-values.sh printed nothing"
 	cpa_render "$TUNING_TEMPLATE" "${values[@]}"
 }
