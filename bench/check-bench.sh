@@ -190,6 +190,7 @@ measure_wall_times() {
 	echo "   so that a change of the machine's load hits every peer alike); same login (SCRAM) for every peer"
 	interleaved \
 		check "$agent -c $work/tcp.conf check" \
+		query "$agent -c $work/tcp.conf check --only query" \
 		cold "$agent -c $work/cold.conf check" \
 		psql "$TL_PGBIN/psql -X -q -h 127.0.0.1 -p $TL_PGPORT -U $TL_APP_ROLE -d $TL_APP_DB -c select\ 1" \
 		isready "$TL_PGBIN/pg_isready -q -h 127.0.0.1 -p $TL_PGPORT" \
@@ -197,11 +198,12 @@ measure_wall_times() {
 		psqls "$TL_PGBIN/psql -X -q -h $TL_PGSOCK -p $TL_PGPORT -U $TL_APP_ROLE -d $TL_APP_DB -c select\ 1" \
 		isreadys "$TL_PGBIN/pg_isready -q -h $TL_PGSOCK -p $TL_PGPORT" \
 		fail "$agent -c $work/fail.conf check"
-	t_check=${median[check]} t_cold=${median[cold]} t_psql=${median[psql]} t_ready=${median[isready]}
+	t_query=${median[query]} t_check=${median[check]} t_cold=${median[cold]} t_psql=${median[psql]} t_ready=${median[isready]}
 	t_check_s=${median[checks]} t_psql_s=${median[psqls]} t_ready_s=${median[isreadys]} t_fail=${median[fail]}
 	t_cpg=$(wall_ms cpg "$cpg")
 	printf '  %-58s %8s ms\n' \
-		"TCP 127.0.0.1: checkpoint-agent check (11 checks, warm)" "$t_check" \
+		"TCP 127.0.0.1: checkpoint-agent check (all $(check_count) checks, warm)" "$t_check" \
+		"TCP 127.0.0.1: checkpoint-agent check --only query" "$t_query" \
 		"TCP 127.0.0.1: checkpoint-agent check (no state file)" "$t_cold" \
 		"TCP 127.0.0.1: psql -X -c 'select 1' (the login floor)" "$t_psql" \
 		"TCP 127.0.0.1: pg_isready (no login)" "$t_ready" \
@@ -213,6 +215,11 @@ measure_wall_times() {
 }
 
 declare -A median
+
+# check_count: how many checks a full `check` runs (from its own summary line).
+check_count() {
+	"$agent" -c "$work/tcp.conf" check 2>/dev/null | head -n 1 | grep -Eo '[0-9]+ checks' | grep -Eo '[0-9]+' || echo "?"
+}
 
 # interleaved NAME CMD [NAME CMD...]: runs every CMD once per round, $runs rounds (after one warm-up
 # round); median[NAME] is each one's median wall time in ms. CMD is split on blanks ("\ " keeps one).
@@ -399,6 +406,7 @@ print_ratios() {
 	echo "== ratios"
 	verdict "check / psql select 1, TCP (the login floor)" "$(ratio "$t_check" "$t_psql")" "<=" 1.2
 	verdict "check / psql select 1, socket" "$(ratio "$t_check_s" "$t_psql_s")" "<=" 1.2
+	verdict "check --only query / psql select 1, TCP (the same work)" "$(ratio "$t_query" "$t_psql")" "<=" 1.2
 	printf '  %-52s %8s\n' "check / pg_isready, TCP (pg_isready never logs in)" "$(ratio "$t_check" "$t_ready")" \
 		"check without state file / with it" "$(ratio "$t_cold" "$t_check")" \
 		"psql select 1 / pg_isready, TCP" "$(ratio "$t_psql" "$t_ready")" \
