@@ -13,7 +13,9 @@
 #   - the write probe runs as the application's role (it fails when that
 #     role loses INSERT, although the agent's role could not write anyway);
 #   - an owner role the login role cannot become: exit 78, check UNKNOWN;
-#   - check reports TLS (text, JSON, Prometheus), and its absence.
+#   - check reports TLS (text, JSON, Prometheus), and its absence;
+#   - prune, usage and run's TTL sweeps as the agent's role delete as the
+#     owner (and without owner_role, the agent's role may delete nothing).
 
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
@@ -70,7 +72,8 @@ start_tls() {
 	sleep 0.5
 }
 
-# write_conf OWNER [URI]: the agent's config: its own role, acting as OWNER.
+# write_conf OWNER [URI] [RETENTION]: the agent's config: its own role, acting
+# as OWNER; RETENTION is the text of its retention group.
 write_conf() {
 	cat >"$CONF" <<-EOF
 		database: {
@@ -79,6 +82,7 @@ write_conf() {
 		  owner_role = "$1";
 		};
 		service: { state_file = "$WORK/state"; };
+		retention: { ${3:-} };
 	EOF
 }
 
@@ -202,6 +206,46 @@ print(int([m["value"] for c in d["checks"] for m in c["metrics"] if m["name"] ==
 	assertContains "sslmode=disable" "$TL_OUT" "checkpoint_agent_connect_tls 0"
 	tl_agent -c "$CONF" check
 	assertContains "$(line_of connect)" ", without TLS"
+	write_conf "$TL_APP_ROLE"
+}
+
+old_threads() {
+	tl_sql "SELECT count(DISTINCT thread_id) FROM public.checkpoints WHERE thread_id LIKE '$1%'"
+}
+
+test_07_prune_usage_and_sweeps_as_the_agents_role_delete_as_the_owner() {
+	local agent_pid deadline
+	tl_agent -c "$CONF" migrate
+	tl_sql "TRUNCATE public.checkpoints, public.checkpoint_blobs, public.checkpoint_writes" >/dev/null
+	tl_gen_threads old- 40 2 $((40 * 86400)) || fail "gen"
+	tl_gen_threads new- 5 2 600 || fail "gen"
+	# Without owner_role the agent's role is the login role, which may delete nothing.
+	write_conf ""
+	tl_agent -c "$CONF" prune --older-than 30d
+	assertNotEquals "prune without owner_role: $TL_OUT" 0 "$TL_RC"
+	assertContains "$TL_ERR" "permission denied"
+	assertEquals "nothing was deleted" 40 "$(old_threads old-)"
+	write_conf "$TL_APP_ROLE"
+	tl_agent -c "$CONF" prune --older-than 30d
+	assertEquals "prune as the owner: $TL_ERR" 0 "$TL_RC"
+	assertEquals "the old threads are gone" 0 "$(old_threads old-)"
+	assertEquals "the young ones stay" 5 "$(old_threads new-)"
+	tl_agent -c "$CONF" usage
+	assertEquals "usage: $TL_ERR" 0 "$TL_RC"
+	assertContains "$TL_OUT" "public.checkpoints"
+	# run's TTL sweep, as the agent's role acting as the owner.
+	tl_gen_threads sweep- 30 2 $((40 * 86400)) || fail "gen"
+	write_conf "$TL_APP_ROLE" "" 'ttl = "30d"; sweep_interval = "1h";'
+	"$TL_AGENT" -c "$CONF" run --interval-ms 500 >"$WORK/run.log" 2>&1 &
+	agent_pid=$!
+	deadline=$((SECONDS + 30))
+	while [ "$SECONDS" -lt "$deadline" ] && [ "$(old_threads sweep-)" != 0 ]; do sleep 0.3; done
+	kill -TERM "$agent_pid" 2>/dev/null
+	wait "$agent_pid" 2>/dev/null
+	assertEquals "the sweep pruned them: $(tail -n 5 "$WORK/run.log")" 0 "$(old_threads sweep-)"
+	assertTrue "the sweep's journal line: $(cat "$WORK/run.log")" \
+		"grep -q 'retention sweep (delete, ttl 30d): 30 threads pruned' '$WORK/run.log'"
+	assertEquals "the young ones stay" 5 "$(old_threads new-)"
 	write_conf "$TL_APP_ROLE"
 }
 
