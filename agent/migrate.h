@@ -33,7 +33,7 @@ struct migrate_opts {
 /*
  * Takes the migration lock and applies every pending version of the agent's
  * own set and of the configured sets (or ONLY_SET, up to TO). Returns an
- * exit code: 0, EXIT_LOCK, EXIT_STEP, EXIT_UNREACHABLE or EXIT_STOPPED.
+ * agent_err: 0, AERR_LOCK, AERR_FAIL, AERR_UNREACHABLE or AERR_STOPPED.
  */
 int migrate_apply(struct step_ctx *ctx, PGconn *conn, const struct migrate_opts *o);
 
