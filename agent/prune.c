@@ -32,6 +32,9 @@
 /* The prune lock: "CPAG" and 2 (the migration lock is "CPAG" and 1). */
 #define PRUNE_LOCK_SQL_KEYS "1129333063, 2"
 #define LOCK_TRIES 3
+/* Pauses between retries of a locked batch: util.c's backoff (jitter, steps doubling from 250 ms to 1 s). */
+#define LOCK_RETRY_MS 250
+#define LOCK_RETRY_MAX_MS 1000
 
 const char *const prune_table_names[PT_COUNT] = {
 	"checkpoints", "checkpoint_blobs", "checkpoint_writes", "agentos checkpoints", "store (expired)"
@@ -365,8 +368,10 @@ static void leave_locked(struct set_run *r, const char *id)
  */
 static int run_batch(struct set_run *r, const char **ids, const char **newest, size_t n)
 {
+	struct backoff b;
 	int lock_tries = 0;
 
+	backoff_init(&b, LOCK_RETRY_MS, LOCK_RETRY_MAX_MS);
 	while (n > 0) {
 		switch (try_batch(r, ids, newest, &n)) {
 		case OUT_DONE:
@@ -382,7 +387,7 @@ static int run_batch(struct set_run *r, const char **ids, const char **newest, s
 				return split(r, ids, newest, n);
 			}
 			if (++lock_tries < LOCK_TRIES) {
-				sleep_ms(250LL * lock_tries);
+				sleep_ms(backoff_next(&b));
 				continue;
 			}
 			leave_locked(r, ids[0]);
@@ -594,10 +599,12 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 	const char *params[1] = { limit };
 	struct set_run r;
 	long long n;
+	struct backoff b;
 	int rc = 0, tries = 0;
 
 	if (q == NULL)
 		return AERR_CONFIG;
+	backoff_init(&b, LOCK_RETRY_MS, LOCK_RETRY_MAX_MS);
 	sql = prune_sql_store_batch(q, o->dry_run);
 
 	memset(&r, 0, sizeof(r));
@@ -625,7 +632,7 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 		oc = classify(&r, res, "expiring store rows");
 		PQclear(res);
 		if (oc == OUT_LOCKED && ++tries < LOCK_TRIES) {
-			sleep_ms(250LL * tries);
+			sleep_ms(backoff_next(&b));
 			continue;
 		}
 		if (oc == OUT_LOCKED || oc == OUT_TIMEOUT) {
