@@ -11,15 +11,6 @@
 #include "sets.h"
 #include "step.h"
 
-/* What the database records of one set. */
-struct set_state {
-	bool schema_exists;
-	bool table_exists;	/* the set's version table */
-	int recorded;		/* highest recorded version, -1 for none */
-	int latest;		/* highest version this agent embeds */
-	bool *applied;		/* [0..latest]: a row exists in the version table */
-};
-
 int set_read_state(PGconn *conn, const struct config *cfg, const struct set_def *set, struct set_state *st);
 void set_state_free(struct set_state *st);
 

@@ -16,7 +16,6 @@
 #include "db.h"
 #include "ledger.h"
 #include "log.h"
-#include "migrate.h"
 #include "sqlsplit.h"
 
 #include <errno.h>

@@ -12,7 +12,14 @@
 #include "sets.h"
 #include "util.h"
 
-struct set_state;
+/* What the database records of one set (set_read_state, migrate.h, reads it). */
+struct set_state {
+	bool schema_exists;
+	bool table_exists;	/* the set's version table */
+	int recorded;		/* highest recorded version, -1 for none */
+	int latest;		/* highest version this agent embeds */
+	bool *applied;		/* [0..latest]: a row exists in the version table */
+};
 
 /*
  * What a migration runs with. The callbacks let the caller (the service, or
