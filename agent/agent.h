@@ -25,7 +25,8 @@
  *     no other file names EXIT_* or calls exit(). The one exception is
  *     running out of memory: util.c's x*alloc print why and exit 70, as git
  *     and OpenBSD's daemons do (the service tells systemd first).
- *     tests/t0001-lint.sh checks both rules.
+ *     tests/t0001-lint.sh checks both rules. (A broken invariant of the
+ *     agent's own, a bug rather than an error, is an abort(): check_result.c.)
  */
 #ifndef AGENT_H
 #define AGENT_H
