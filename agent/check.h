@@ -73,7 +73,7 @@ struct check_conn {
 	PGconn *conn;			/* NULL: the connection failed */
 	double connect_ms;		/* how long opening it took */
 	const char *connect_error;	/* why it failed, when conn is NULL */
-	int connect_rc;			/* db_connect_quiet's code then: EXIT_UNREACHABLE or EXIT_CONFIG */
+	int connect_rc;			/* db_connect_quiet's code then: AERR_UNREACHABLE or AERR_CONFIG */
 	bool persistent;		/* the service's long-lived connection */
 };
 

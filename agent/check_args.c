@@ -73,7 +73,7 @@ int check_args_select(struct check_args *a, const char *list, bool only)
 			log_error("check: --%s: no check is named '%s'; the checks are %s", only ? "only" : "skip", name,
 				  sb.buf);
 			sb_free(&sb);
-			rc = EXIT_USAGE;
+			rc = AERR_USAGE;
 		} else {
 			a->skip[i] = !only;
 		}
@@ -118,14 +118,14 @@ int check_args_thresholds(const struct check_args *a, struct check_thresholds *t
 	if (!a->only_given || selected != 1) {
 		log_error("check: -w and -c set the thresholds of one check: name it with --only (e.g. --only disk -w 20 "
 			  "-c 10)%s", a->warn == NULL ? CONFIG_HINT : "");
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	for (k = 0; k < sizeof(threshold_pairs) / sizeof(threshold_pairs[0]); k++)
 		if (strcmp(threshold_pairs[k].check, name) == 0)
 			break;
 	if (k == sizeof(threshold_pairs) / sizeof(threshold_pairs[0])) {
 		log_error("check: %s has no thresholds to set with -w or -c", name);
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	if ((a->warn != NULL && (parse_level("-w", a->warn, &w) != 0 ||
 				 config_set_threshold(t, threshold_pairs[k].warn, w, &why) != 0)) ||
@@ -134,13 +134,13 @@ int check_args_thresholds(const struct check_args *a, struct check_thresholds *t
 		if (why != NULL)
 			log_error("check: %s (-w and -c of %s are %s)", why, name, threshold_pairs[k].unit);
 		free(why);
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	if (config_thresholds_unordered(t) != NULL) {
 		log_error("check: the warning threshold of %s is beyond its critical one (%s: %s)", name,
 			  threshold_pairs[k].unit, strstr(threshold_pairs[k].unit, "lower") ?
 			  "-w must be above -c" : "-w must not be above -c");
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	return 0;
 }

@@ -17,9 +17,9 @@ struct check_args {
 };
 
 void check_args_init(struct check_args *a);
-/* Applies --only LIST (ONLY) or --skip LIST: comma-separated names. 0, or EXIT_USAGE after a message. */
+/* Applies --only LIST (ONLY) or --skip LIST: comma-separated names. 0, or AERR_USAGE after a message. */
 int check_args_select(struct check_args *a, const char *list, bool only);
-/* Applies -w and -c to T, the thresholds of this run. 0, or EXIT_USAGE after a message. */
+/* Applies -w and -c to T, the thresholds of this run. 0, or AERR_USAGE after a message. */
 int check_args_thresholds(const struct check_args *a, struct check_thresholds *t);
 
 #endif

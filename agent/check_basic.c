@@ -49,7 +49,7 @@ void check_connect(struct probe *p)
 
 	if (p->conn == NULL) {
 		sample_add(r, "up", "1 when the agent could connect to the database as its configured role.", 0);
-		result_set(r, p->cc->connect_rc == EXIT_CONFIG ? CHECK_UNKNOWN : CHECK_CRITICAL, "%s",
+		result_set(r, p->cc->connect_rc == AERR_CONFIG ? CHECK_UNKNOWN : CHECK_CRITICAL, "%s",
 			   p->cc->connect_error ? p->cc->connect_error : "no connection");
 		return;
 	}

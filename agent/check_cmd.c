@@ -2,7 +2,7 @@
  * check_cmd.c: `checkpoint-agent check [--format text|json|prometheus]
  * [--only LIST] [--skip LIST] [-w N] [-c N]`, one health probe with the
  * Nagios plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage
- * errors too). The report goes to stdout; the checks are in checks.c, the
+ * errors too: main.c maps AERR_USAGE to UNKNOWN for it). The report goes to stdout; the checks are in checks.c, the
  * formats in report.c, --only, --skip, -w and -c in check_args.c.
  */
 #include "check.h"
@@ -71,12 +71,12 @@ static const char check_help[] =
 /* "c:" here is the critical threshold: main.c leaves -c to a Nagios command (check_info's user). */
 const struct command_info check_info = { "f:w:c:", longopts, check_help };
 
-/* A usage error: UNKNOWN, as a Nagios plugin says it. */
+/* A usage error (main.c makes it UNKNOWN, as a Nagios plugin says it). */
 static int check_usage(const char *what, const char *arg)
 {
 	log_error("check: %s '%s'; usage: checkpoint-agent check [--format text|json|prometheus] "
 		  "[--only LIST] [--skip LIST] [-w N -c N]", what, arg);
-	return CHECK_UNKNOWN;
+	return AERR_USAGE;
 }
 
 static int parse_check_args(int argc, char **argv, enum report_format *f, struct check_args *a)

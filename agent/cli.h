@@ -11,25 +11,24 @@
 #include "config.h"
 #include "step.h"
 
-/* --set NAME: a set the config names. 0, or EXIT_USAGE after logging. */
+/* --set NAME: a set the config names. 0, or AERR_USAGE after logging. */
 int cli_parse_set(const struct config *cfg, const char *name, const char **out);
 
-/* --to V: a whole number from MIN. 0, or EXIT_USAGE after logging. */
+/* --to V: a whole number from MIN. 0, or AERR_USAGE after logging. */
 int cli_parse_version(const char *arg, int min, int *out);
 
-/* --to V of SET: V within MIN..SET's latest version. 0, or EXIT_USAGE naming the range. */
+/* --to V of SET: V within MIN..SET's latest version. 0, or AERR_USAGE naming the range. */
 int cli_check_target(const char *command, const char *set, int to, int min);
 
-/* "COMMAND: unknown or incomplete option 'ARG'" and where help is; returns EXIT_USAGE. */
+/* "COMMAND: unknown or incomplete option 'ARG'" and where help is; returns AERR_USAGE. */
 int cli_bad_option(const char *command, const char *arg);
 
 /*
  * Makes SIGINT and SIGTERM ask a command-line migration to stop: the running
- * statement is cancelled and rolled back, the lock released, and the command
- * exits 128 + the signal. CTX's alive callback is set to notice it.
+ * statement is cancelled and rolled back, the lock released, the command
+ * returns AERR_STOPPED, and exit_code_for (agent.h) makes that 128 + the
+ * signal. CTX's alive callback is set to notice it.
  */
 void cli_stop_on_signals(struct step_ctx *ctx);
-/* The exit code for RC: EXIT_STOPPED becomes 128 + the signal received. */
-int cli_exit_code(int rc);
 
 #endif

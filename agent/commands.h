@@ -1,6 +1,8 @@
 /*
  * commands.h: the entry point of each command. Each parses its own options
- * (ARGV[0] is the command's name) and returns the process's exit code.
+ * (ARGV[0] is the command's name) and returns 0, its result (> 0: check's
+ * Nagios status, status --exit-code's status_result), or an agent_err;
+ * main.c turns that into the exit code (exit_code_for, agent.h).
  *
  * A command's command_info tells main.c its options, so that the options
  * every command accepts (-c/--config, -v/--verbose, -h/--help) are found

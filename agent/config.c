@@ -202,7 +202,7 @@ static const char *const known_sets[] = { "langgraph", "langgraph-store", "agent
 static int config_fail(const char *file, const config_setting_t *s, const char *fmt, const char *what)
 {
 	log_error("%s:%d: %s: %s", file, s ? config_setting_source_line(s) : 0, what, fmt);
-	return EXIT_CONFIG;
+	return AERR_CONFIG;
 }
 
 static int read_sets(const char *file, const config_setting_t *s, struct config *c)
@@ -229,7 +229,7 @@ static int read_sets(const char *file, const config_setting_t *s, struct config 
 		if (!known) {
 			log_error("%s:%d: sets: unknown set \"%s\"; the sets are langgraph, langgraph-store and agentos",
 				  file, config_setting_source_line(s), name);
-			return EXIT_CONFIG;
+			return AERR_CONFIG;
 		}
 		c->sets[c->nsets++] = xstrdup(name);
 	}
@@ -264,7 +264,7 @@ static int read_duration(const char *file, const config_setting_t *s, const stru
 				o->min ? "" : " (0 or \"\": off)");
 		config_fail(file, s, msg, o->name);
 		free(msg);
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	}
 	*(long long *)((char *)c + o->offset) = v;
 	return 0;
@@ -296,7 +296,7 @@ static int read_option(const char *file, const config_setting_t *s, const struct
 			char *msg = xasprintf("must be between %lld and %lld", o->min, o->max);
 			config_fail(file, s, msg, o->name);
 			free(msg);
-			return EXIT_CONFIG;
+			return AERR_CONFIG;
 		}
 		if (o->kind == K_INT)
 			*(int *)(base + o->offset) = (int)v;
@@ -309,7 +309,7 @@ static int read_option(const char *file, const config_setting_t *s, const struct
 	case K_DURATION:
 		return read_duration(file, s, o, c);
 	}
-	return EXIT_CONFIG;
+	return AERR_CONFIG;
 }
 
 static const struct option *find_option(const char *group, const char *name)
@@ -340,7 +340,7 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 		if (gname == NULL || !known_group(gname) || !config_setting_is_group(grp)) {
 			log_error("%s:%d: unknown setting \"%s\"; the groups are database, migrations, pool, service, backup, checks and retention",
 				  file, config_setting_source_line(grp), gname ? gname : "?");
-			return EXIT_CONFIG;
+			return AERR_CONFIG;
 		}
 		for (int i = 0; i < config_setting_length(grp); i++) {
 			const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
@@ -350,7 +350,7 @@ static int read_groups(const char *file, const config_setting_t *root, struct co
 			if (o == NULL) {
 				log_error("%s:%d: unknown setting \"%s.%s\"; see agent.conf.example for the settings",
 					  file, config_setting_source_line(s), gname, config_setting_name(s));
-				return EXIT_CONFIG;
+				return AERR_CONFIG;
 			}
 			if ((rc = read_option(file, s, o, c)) != 0)
 				return rc;
@@ -423,7 +423,7 @@ static int check_consistency(const char *file, struct config *c)
 	if (pair != NULL) {
 		log_error("%s:0: checks: a warning threshold is beyond its critical one (%s); "
 			  "warnings must come first (for free space: warn above crit)", file, pair);
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	}
 	return 0;
 }
@@ -493,7 +493,7 @@ static int check_retention(const char *file, struct config *c)
 	if (strcmp(c->retention_strategy, "delete") != 0 && strcmp(c->retention_strategy, "keep_latest") != 0) {
 		log_error("%s:0: retention.strategy: unknown strategy \"%s\"; the strategies are \"delete\" and "
 			  "\"keep_latest\"", file, c->retention_strategy);
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	}
 	return 0;
 }
@@ -521,7 +521,7 @@ int config_load(const char *path, bool explicit, struct config *c)
 				log_error("%s:%d: %s", config_error_file(&lc) ? config_error_file(&lc) : path,
 					  config_error_line(&lc), config_error_text(&lc));
 			config_destroy(&lc);
-			return EXIT_CONFIG;
+			return AERR_CONFIG;
 		}
 		rc = read_groups(path, config_root_setting(&lc), c);
 		uri_in_file = config_lookup(&lc, "database.uri") != NULL;

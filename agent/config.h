@@ -100,7 +100,7 @@ struct config {
 /*
  * Loads PATH into CFG. EXPLICIT says the user named the file: then a missing
  * file is an error; otherwise a missing default file means built-in
- * defaults. Returns 0, or EXIT_CONFIG after logging "file:line: message".
+ * defaults. Returns 0, or AERR_CONFIG after logging "file:line: message".
  */
 int config_load(const char *path, bool explicit, struct config *cfg);
 void config_defaults(struct config *cfg);

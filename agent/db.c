@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Reads the first line of FILE into *pw. Returns 0 or EXIT_CONFIG, with *why set. */
+/* Reads the first line of FILE into *pw. Returns 0 or AERR_CONFIG, with *why set. */
 static int read_password_file(const char *file, char **pw, char **why)
 {
 	struct stat st;
@@ -28,13 +28,13 @@ static int read_password_file(const char *file, char **pw, char **why)
 	if (f == NULL) {
 		*why = xasprintf("cannot open the password file %s: %s; check database.password_file "
 				 "and that this user may read it", file, strerror(errno));
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	}
 	if (fstat(fileno(f), &st) == -1 || (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP))) {
 		fclose(f);
 		*why = xasprintf("the password file %s can be read or written by others; "
 				 "make it 0600 or 0640 (chmod 0640 %s)", file, file);
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	}
 	n = getline(&line, &cap, f);
 	fclose(f);
@@ -43,7 +43,7 @@ static int read_password_file(const char *file, char **pw, char **why)
 	if (n <= 0) {
 		free(line);
 		*why = xasprintf("the password file %s is empty (its first line is the password)", file);
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	}
 	*pw = line;
 	return 0;
@@ -113,7 +113,7 @@ PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
 	if (user == NULL) {
 		*why = db_conninfo_error(cfg, err ? err : "out of memory");
 		PQfreemem(err);
-		*rc = EXIT_CONFIG;
+		*rc = AERR_CONFIG;
 		return NULL;
 	}
 	if (cfg->password_file[0] != '\0' && (*rc = read_password_file(cfg->password_file, &pw, why)) != 0) {
@@ -127,7 +127,7 @@ PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why)
 	PQconninfoFree(user);
 	if (conn == NULL) {
 		*why = xstrdup("libpq could not allocate a connection");
-		*rc = EXIT_UNREACHABLE;
+		*rc = AERR_UNREACHABLE;
 		return NULL;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
@@ -225,10 +225,10 @@ static void remember_sqlstate(const PGresult *res)
 int db_read_fail_code(PGconn *conn)
 {
 	if (db_lost(conn))
-		return EXIT_UNREACHABLE;
+		return AERR_UNREACHABLE;
 	if (strcmp(last_sqlstate, "42501") == 0)
-		return EXIT_NOPERM;
-	return EXIT_UNREACHABLE;
+		return AERR_NOPERM;
+	return AERR_UNREACHABLE;
 }
 
 int db_exec(PGconn *conn, const char *sql)

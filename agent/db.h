@@ -14,7 +14,7 @@
  * Opens a connection as the configured role. The password, if any, comes from
  * database.password_file (or libpq's own passfile) and goes to libpq in
  * memory only. On failure returns NULL, logs libpq's reason, and sets *rc to
- * EXIT_UNREACHABLE (or EXIT_CONFIG when the password file is unusable).
+ * AERR_UNREACHABLE (or AERR_CONFIG when the password file is unusable).
  */
 PGconn *db_connect(const struct config *cfg, int *rc);
 
@@ -23,9 +23,9 @@ PGconn *db_connect_quiet(const struct config *cfg, int *rc, char **why);
 
 /*
  * Why the connection CONN failed, with the hint that fits libpq's reason, in
- * *WHY (caller frees; a second line starts "hint: "). Returns EXIT_CONFIG
+ * *WHY (caller frees; a second line starts "hint: "). Returns AERR_CONFIG
  * when the connection string is wrong (it cannot be parsed, names an
- * unknown parameter or a bad value), else EXIT_UNREACHABLE. (db_hint.c)
+ * unknown parameter or a bad value), else AERR_UNREACHABLE. (db_hint.c)
  */
 int db_explain_failure(const struct config *cfg, PGconn *conn, char **why);
 /* The message for a connection string libpq refuses (MSG is libpq's reason), with where it came from (caller frees). */
@@ -55,14 +55,14 @@ char *db_literal(PGconn *conn, const char *value);
 char *db_error_text(const PGresult *res, PGconn *conn);
 
 /*
- * The exit code of a read-only command (status, verify) whose db_query or
- * db_exec failed: EXIT_NOPERM when the role lacked a privilege (SQLSTATE
- * 42501), else EXIT_UNREACHABLE (the connection was lost, or the database
+ * The agent_err of a read-only command (status, verify) whose db_query or
+ * db_exec failed: AERR_NOPERM when the role lacked a privilege (SQLSTATE
+ * 42501), else AERR_UNREACHABLE (the connection was lost, or the database
  * refused to answer).
  */
 int db_read_fail_code(PGconn *conn);
 
-/* True when the connection is gone (so the caller exits 69, not 70). */
+/* True when the connection is gone (so the caller returns AERR_UNREACHABLE, not AERR_FAIL). */
 bool db_lost(PGconn *conn);
 
 #endif

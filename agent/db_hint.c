@@ -335,7 +335,7 @@ int db_explain_failure(const struct config *cfg, PGconn *conn, char **why)
 	if (is_config_error(cfg, msg)) {
 		*why = db_conninfo_error(cfg, msg);
 		free(msg);
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	}
 	t.host = or(PQhost(conn), "localhost");
 	t.port = or(PQport(conn), "5432");
@@ -347,5 +347,5 @@ int db_explain_failure(const struct config *cfg, PGconn *conn, char **why)
 	free(hint);
 	free(target);
 	free(msg);
-	return EXIT_UNREACHABLE;
+	return AERR_UNREACHABLE;
 }

@@ -68,7 +68,7 @@ int db_owner_or_code(PGconn *conn, const struct config *cfg)
 		return 0;
 	log_error("%s", why);
 	free(why);
-	rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_CONFIG;
+	rc = db_lost(conn) ? AERR_UNREACHABLE : AERR_CONFIG;
 	return rc;
 }
 

@@ -25,17 +25,18 @@ int db_become_owner(PGconn *conn, const struct config *cfg, char **why);
 int db_leave_owner(PGconn *conn, const struct config *cfg, char **why);
 
 /*
- * db_become_owner on CONN, logging why it failed: 0, or the exit code (69
- * when the connection was lost, 78 when the login role cannot become the
- * owner). The caller keeps CONN either way.
+ * db_become_owner on CONN, logging why it failed: 0, or AERR_UNREACHABLE
+ * when the connection was lost, AERR_CONFIG when the login role cannot
+ * become the owner. The caller keeps CONN either way.
  */
 int db_owner_or_code(PGconn *conn, const struct config *cfg);
 
 /*
  * db_connect, then db_become_owner: the connection of the commands that
  * change or read the checkpoint schema (migrate, rollback, status, verify,
- * prune, usage; the TTL sweeps call db_become_owner themselves). NULL on failure, with the reason logged and *rc set: 69 when the
- * database cannot be reached, 78 when the login role cannot become the owner.
+ * prune, usage; the TTL sweeps call db_become_owner themselves). NULL on failure, with the reason logged and *rc set:
+ * AERR_UNREACHABLE or AERR_CONFIG as for db_connect, AERR_CONFIG also when the
+ * login role cannot become the owner.
  */
 PGconn *db_connect_owner(const struct config *cfg, int *rc);
 

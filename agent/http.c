@@ -81,7 +81,7 @@ int http_listen_check(const char *file, const char *listen)
 		return 0;
 	log_error("%s:0: service.http_listen: %s", file, why);
 	free(why);
-	return EXIT_CONFIG;
+	return AERR_CONFIG;
 }
 
 /* ---- what the main loop publishes ---- */

@@ -25,7 +25,7 @@
 #include "check.h"
 #include "config.h"
 
-/* Checks a service.http_listen value; 0, or EXIT_CONFIG after a "file:0:" message. */
+/* Checks a service.http_listen value; 0, or AERR_CONFIG after a "file:0:" message. */
 int http_listen_check(const char *file, const char *listen);
 
 /*

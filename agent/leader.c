@@ -81,7 +81,7 @@ PGconn *leader_connect(const struct config *cfg, int *rc)
 				return NULL;
 		} else if ((conn = db_connect_quiet(cfg, rc, &why)) == NULL) {
 			/* Once waiting, a failed connect (no leader yet, mid-failover) is part of the wait. */
-			if (*rc != EXIT_UNREACHABLE || now_ms() >= deadline) {
+			if (*rc != AERR_UNREACHABLE || now_ms() >= deadline) {
 				log_error("%s", why);
 				free(why);
 				return NULL;
@@ -98,7 +98,7 @@ PGconn *leader_connect(const struct config *cfg, int *rc)
 			free(where);
 			return conn;
 		}
-		*rc = standby < 0 ? (db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP) : EXIT_LOCK;
+		*rc = standby < 0 ? (db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL) : AERR_LOCK;
 		PQfinish(conn);
 		if (standby < 0 || now_ms() >= deadline) {
 			if (standby > 0)

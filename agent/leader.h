@@ -29,7 +29,7 @@ int leader_is_standby(PGconn *conn);
  * Connects like db_connect, then waits while the server reached is a
  * standby: a migration must run on the leader. It reconnects every second
  * (a multi-host URI finds a new leader) for up to migrations.lock_timeout,
- * then gives up with EXIT_LOCK and says what to do. NULL with *rc set on
+ * then gives up with AERR_LOCK and says what to do. NULL with *rc set on
  * failure.
  */
 PGconn *leader_connect(const struct config *cfg, int *rc);

@@ -65,7 +65,7 @@ int lock_acquire(struct step_ctx *ctx, PGconn *conn)
 			log_error("the migration lock is still held by another session (pid %d) after %d s; "
 				  "another agent is migrating. Wait and run again, or raise migrations.lock_timeout",
 				  pid, timeout_s);
-			return EXIT_LOCK;
+			return AERR_LOCK;
 		}
 		if (now_ms() - last_note >= 5000) {
 			char *what = xasprintf("waiting for the migration lock (held by pid %d) for %lld s",
@@ -78,7 +78,7 @@ int lock_acquire(struct step_ctx *ctx, PGconn *conn)
 		}
 		if (!step_sleep(ctx, backoff_next(&b))) {
 			log_notice("stopped while waiting for the migration lock; nothing was changed");
-			return EXIT_STOPPED;
+			return AERR_STOPPED;
 		}
 	}
 }

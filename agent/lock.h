@@ -10,8 +10,8 @@
 #include "step.h"
 
 /*
- * Polls for the lock for up to migrations.lock_timeout. Returns 0, EXIT_LOCK,
- * EXIT_UNREACHABLE, EXIT_STEP or EXIT_STOPPED.
+ * Polls for the lock for up to migrations.lock_timeout. Returns 0, AERR_LOCK,
+ * AERR_UNREACHABLE, AERR_FAIL or AERR_STOPPED.
  */
 int lock_acquire(struct step_ctx *ctx, PGconn *conn);
 void lock_release(PGconn *conn);

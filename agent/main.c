@@ -7,7 +7,8 @@
  * after `check`, a Nagios plugin, -c is its critical threshold (--config
  * stays). main.c finds
  * them with getopt_long over the command's own options (its command_info),
- * reads the config, and hands the command the rest.
+ * reads the config, and hands the command the rest. What the command
+ * returns becomes the exit code here, and only here (exit_code_for).
  */
 #include "agent.h"
 #include "cli.h"
@@ -103,7 +104,7 @@ static int usage_error(const char *what)
 	if (what != NULL)
 		log_error("%s", what);
 	log_info("Try 'checkpoint-agent --help'.");	/* via log: the journal's prefix */
-	return EXIT_USAGE;
+	return AERR_USAGE;
 }
 
 /* The options every command accepts. */
@@ -164,7 +165,7 @@ static void keep_option(struct invocation *inv, int c, const struct option *long
 
 /*
  * Splits the command's arguments (ARGV[0] is its name) into the common
- * options, handled here, and its own, kept in INV->argv. 0 or EXIT_USAGE.
+ * options, handled here, and its own, kept in INV->argv. 0 or AERR_USAGE.
  */
 static int split_command_args(struct invocation *inv, int argc, char **argv)
 {
@@ -200,25 +201,25 @@ static int split_command_args(struct invocation *inv, int argc, char **argv)
 	return rc;
 }
 
-/* `help [COMMAND]`: 0, or EXIT_USAGE for an unknown command. */
+/* `help [COMMAND]`: 0, or AERR_USAGE for an unknown command. */
 static int help_command(int argc, char **argv)
 {
 	const struct command *cmd;
 
 	if (argc < 2) {
 		fputs(usage_text, stdout);
-		return EXIT_OK;
+		return 0;
 	}
 	cmd = find_command(argv[1]);
 	if (cmd == NULL) {
 		log_error("help: unknown command '%s'; the commands are " COMMAND_NAMES, argv[1]);
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	fputs(cmd->info && cmd->info->help ? cmd->info->help : usage_text, stdout);
-	return EXIT_OK;
+	return 0;
 }
 
-/* The global options before the command. Returns -1 to go on, or the exit code. */
+/* The global options before the command: 0 to go on, 1 when done (--version), or AERR_USAGE. */
 static int parse_global(struct invocation *inv, int argc, char **argv)
 {
 	int c;
@@ -229,7 +230,7 @@ static int parse_global(struct invocation *inv, int argc, char **argv)
 		switch (c) {
 		case 'V':
 			printf("checkpoint-agent %s\n", AGENT_VERSION);
-			return EXIT_OK;
+			return 1;
 		case 'c':
 		case 'v':
 		case 'h':
@@ -240,7 +241,7 @@ static int parse_global(struct invocation *inv, int argc, char **argv)
 			return usage_error(NULL);
 		}
 	}
-	return -1;
+	return 0;
 }
 
 static int run_command(struct invocation *inv)
@@ -260,16 +261,17 @@ static int run_command(struct invocation *inv)
 	return rc;
 }
 
+/* Runs the command line: the command's return value (a result >= 0, or an agent_err). */
 static int dispatch(struct invocation *inv, int argc, char **argv)
 {
 	int rc = parse_global(inv, argc, argv), first;
 
-	if (rc >= 0)
-		return rc;
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	first = optind;
 	if (first >= argc && inv->help) {
 		fputs(usage_text, stdout);
-		return EXIT_OK;
+		return 0;
 	}
 	if (first >= argc)
 		return usage_error("no command given; the commands are " COMMAND_NAMES);
@@ -287,7 +289,7 @@ static int dispatch(struct invocation *inv, int argc, char **argv)
 	}
 	if (inv->help) {
 		fputs(inv->cmd->info && inv->cmd->info->help ? inv->cmd->info->help : usage_text, stdout);
-		return EXIT_OK;
+		return 0;
 	}
 	if (inv->argv == NULL) {
 		inv->argv = argv + first;
@@ -305,10 +307,10 @@ int main(int argc, char **argv)
 	/* Retry jitter: agents started together must not poll in step. */
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	rc = dispatch(&inv, argc, argv);
-	if (inv.cmd != NULL && inv.cmd->nagios && rc == EXIT_USAGE)
-		rc = CHECK_UNKNOWN;
+	if (inv.cmd != NULL && inv.cmd->nagios && rc == AERR_USAGE)
+		rc = CHECK_UNKNOWN;	/* a Nagios plugin's usage error */
 	if (inv.argv != NULL && inv.owned.n > 0)
 		free(inv.argv);
 	sl_free(&inv.owned);
-	return rc;
+	return exit_code_for(rc);	/* the one place an error becomes an exit code */
 }

@@ -104,7 +104,7 @@ int ensure_schema(PGconn *conn, const char *name, bool dry_run)
 	return rc;
 }
 
-/* Runs one up file. Returns 0 or an exit code. */
+/* Runs one up file. Returns 0 or an agent_err. */
 static int apply_version(struct step_ctx *ctx, PGconn *conn, const struct set_def *set, int v, bool dry_run)
 {
 	const struct sql_file *f = set_file(set, v, true);
@@ -115,7 +115,7 @@ static int apply_version(struct step_ctx *ctx, PGconn *conn, const struct set_de
 
 	if (f == NULL) {
 		log_error("%s v%d has no up file in this build of the agent", set->name, v);
-		return EXIT_STEP;
+		return AERR_FAIL;
 	}
 	sl_init(&stmts);
 	if ((rc = step_load_file(f, &stmts, &flags)) != 0) {
@@ -155,7 +155,7 @@ static int rebuild_index(struct step_ctx *ctx, PGconn *conn, const struct sql_fi
 	int rc;
 
 	if (q == NULL)
-		return EXIT_STEP;
+		return AERR_FAIL;
 	log_warning("%s v%d is recorded, but its index %s.%s is INVALID: building it again", f->set, f->version,
 		    schema, idx);
 	label = xasprintf("%s v%d (%s), rebuilding %s", f->set, f->version, f->name, idx);
@@ -170,7 +170,7 @@ static int rebuild_index(struct step_ctx *ctx, PGconn *conn, const struct sql_fi
 		why = step_exec(ctx, conn, stmt, 0, NULL, label, NULL);
 	if (rc == 0 && why != NULL) {
 		rc = step_fail_code(ctx, conn);
-		if (rc != EXIT_STOPPED)
+		if (rc != AERR_STOPPED)
 			log_error("%s failed: %s", label, why);
 	}
 	free(why);
@@ -183,7 +183,7 @@ static int rebuild_index(struct step_ctx *ctx, PGconn *conn, const struct sql_fi
  * An index that a recorded version builds CONCURRENTLY but that is INVALID
  * now (a failed REINDEX CONCURRENTLY, a build by hand that was interrupted)
  * is dropped and built again with the version's own statement: what verify
- * tells the operator to run migrate for. Returns 0 or an exit code.
+ * tells the operator to run migrate for. Returns 0 or an agent_err.
  */
 static int rebuild_invalid_indexes(struct step_ctx *ctx, PGconn *conn, const struct set_def *set,
 				   const struct set_state *st, bool dry_run)
@@ -255,7 +255,7 @@ int migrate_own_set(struct step_ctx *ctx, PGconn *conn)
 	return migrate_set(ctx, conn, &agent_set, set_latest(&agent_set), false, true);
 }
 
-/* A standby cannot take a migration: 0 on a leader, else EXIT_LOCK (or 69/70) with the reason. */
+/* A standby cannot take a migration: 0 on a leader, else AERR_LOCK (or AERR_UNREACHABLE, AERR_FAIL), logged. */
 static int refuse_standby(PGconn *conn)
 {
 	int standby = leader_is_standby(conn);
@@ -264,12 +264,12 @@ static int refuse_standby(PGconn *conn)
 	if (standby == 0)
 		return 0;
 	if (standby < 0)
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL;
 	where = leader_address(conn);
 	log_error("%s is a standby (read-only): migrations run only on the leader; point database.uri at the "
 		  "cluster with target_session_attrs=read-write", where);
 	free(where);
-	return EXIT_LOCK;
+	return AERR_LOCK;
 }
 
 int migrate_apply(struct step_ctx *ctx, PGconn *conn, const struct migrate_opts *o)
@@ -358,7 +358,7 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 		return cli_bad_option("migrate", argv[optind]);
 	if (o.has_to && o.only_set == NULL && cfg->nsets > 1) {
 		log_error("--to needs --set when several sets are configured");
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	if (o.has_to && (rc = cli_check_target("migrate", o.only_set ? o.only_set : cfg->sets[0], o.to, 0)) != 0)
 		return rc;
@@ -379,5 +379,5 @@ int cmd_migrate(const struct config *cfg, int argc, char **argv)
 	cli_stop_on_signals(&ctx);
 	rc = migrate_apply(&ctx, conn, &o);
 	PQfinish(conn);
-	return cli_exit_code(rc);
+	return rc;
 }

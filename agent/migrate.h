@@ -11,15 +11,6 @@
 #include "sets.h"
 #include "step.h"
 
-/* What the database records of one set. */
-struct set_state {
-	bool schema_exists;
-	bool table_exists;	/* the set's version table */
-	int recorded;		/* highest recorded version, -1 for none */
-	int latest;		/* highest version this agent embeds */
-	bool *applied;		/* [0..latest]: a row exists in the version table */
-};
-
 int set_read_state(PGconn *conn, const struct config *cfg, const struct set_def *set, struct set_state *st);
 void set_state_free(struct set_state *st);
 
@@ -33,7 +24,7 @@ struct migrate_opts {
 /*
  * Takes the migration lock and applies every pending version of the agent's
  * own set and of the configured sets (or ONLY_SET, up to TO). Returns an
- * exit code: 0, EXIT_LOCK, EXIT_STEP, EXIT_UNREACHABLE or EXIT_STOPPED.
+ * agent_err: 0, AERR_LOCK, AERR_FAIL, AERR_UNREACHABLE or AERR_STOPPED.
  */
 int migrate_apply(struct step_ctx *ctx, PGconn *conn, const struct migrate_opts *o);
 

@@ -32,6 +32,9 @@
 /* The prune lock: "CPAG" and 2 (the migration lock is "CPAG" and 1). */
 #define PRUNE_LOCK_SQL_KEYS "1129333063, 2"
 #define LOCK_TRIES 3
+/* Pauses between retries of a locked batch: util.c's backoff (jitter, steps doubling from 250 ms to 1 s). */
+#define LOCK_RETRY_MS 250
+#define LOCK_RETRY_MAX_MS 1000
 
 const char *const prune_table_names[PT_COUNT] = {
 	"checkpoints", "checkpoint_blobs", "checkpoint_writes", "agentos checkpoints", "store (expired)"
@@ -361,12 +364,14 @@ static void leave_locked(struct set_run *r, const char *id)
  * Runs a batch to its end. A batch that waits too long for a lock, or
  * outlasts statement_timeout, is split in halves, so that one busy or huge
  * thread does not hold back the others; a single thread is retried (locks)
- * or left (time). 0, or an exit code.
+ * or left (time). 0, or an agent_err.
  */
 static int run_batch(struct set_run *r, const char **ids, const char **newest, size_t n)
 {
+	struct backoff b;
 	int lock_tries = 0;
 
+	backoff_init(&b, LOCK_RETRY_MS, LOCK_RETRY_MAX_MS);
 	while (n > 0) {
 		switch (try_batch(r, ids, newest, &n)) {
 		case OUT_DONE:
@@ -382,7 +387,7 @@ static int run_batch(struct set_run *r, const char **ids, const char **newest, s
 				return split(r, ids, newest, n);
 			}
 			if (++lock_tries < LOCK_TRIES) {
-				sleep_ms(250LL * lock_tries);
+				sleep_ms(backoff_next(&b));
 				continue;
 			}
 			leave_locked(r, ids[0]);
@@ -399,9 +404,9 @@ static int run_batch(struct set_run *r, const char **ids, const char **newest, s
 		case OUT_LOST:
 			log_error("the connection to the database was lost during a batch; nothing of that batch was "
 				  "committed");
-			return EXIT_UNREACHABLE;
+			return AERR_UNREACHABLE;
 		case OUT_FAILED:
-			return EXIT_STEP;
+			return AERR_FAIL;
 		}
 	}
 	return 0;
@@ -485,7 +490,7 @@ static int walk_set(struct set_run *r, char **cursor, double now)
 
 	memset(&p, 0, sizeof(p));
 	if (walk_init(&w, r->conn, r->table, r->schema, *cursor) != 0)
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	w.need_older = r->o->strategy == PRUNE_KEEP_LATEST;
 	r->t->phase = "scanning";
 	while (!w.done && rc == 0 && !must_stop(r)) {
@@ -497,7 +502,7 @@ static int walk_set(struct set_run *r, char **cursor, double now)
 			if (must_stop(r))
 				break;	/* the stop cancelled the query */
 			log_error("finding old threads failed: %s", w.error);
-			rc = db_lost(r->conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+			rc = db_lost(r->conn) ? AERR_UNREACHABLE : AERR_FAIL;
 			break;
 		}
 		for (size_t i = 0; i < n && rc == 0; i++) {
@@ -533,7 +538,7 @@ static int list_set(struct set_run *r, bool *found)
 
 	memset(&p, 0, sizeof(p));
 	if (walk_lookup(r->conn, r->table, r->schema, r->o->threads, r->o->nthreads, &v, &n) != 0)
-		return db_lost(r->conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return db_lost(r->conn) ? AERR_UNREACHABLE : AERR_FAIL;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].newest == NULL)
 			continue;
@@ -564,7 +569,7 @@ static int prune_set(PGconn *conn, const struct config *cfg, struct prune_opts *
 	r.table = table;
 	r.schema = table == WALK_LANGGRAPH ? cfg->schema : cfg->agentos_schema;
 	if ((r.qschema = db_ident(conn, r.schema)) == NULL)
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
 	r.batch_name = "cpa_prune_batch";
 	r.arrivals_name = "cpa_prune_arrivals";
 	if (table == WALK_LANGGRAPH) {
@@ -594,10 +599,12 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 	const char *params[1] = { limit };
 	struct set_run r;
 	long long n;
+	struct backoff b;
 	int rc = 0, tries = 0;
 
 	if (q == NULL)
-		return EXIT_CONFIG;
+		return AERR_CONFIG;
+	backoff_init(&b, LOCK_RETRY_MS, LOCK_RETRY_MAX_MS);
 	sql = prune_sql_store_batch(q, o->dry_run);
 
 	memset(&r, 0, sizeof(r));
@@ -625,7 +632,7 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 		oc = classify(&r, res, "expiring store rows");
 		PQclear(res);
 		if (oc == OUT_LOCKED && ++tries < LOCK_TRIES) {
-			sleep_ms(250LL * tries);
+			sleep_ms(backoff_next(&b));
 			continue;
 		}
 		if (oc == OUT_LOCKED || oc == OUT_TIMEOUT) {
@@ -633,9 +640,9 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 				    "statement_timeout; run prune again later");
 			t->skipped_busy++;
 		} else if (oc == OUT_LOST) {
-			rc = EXIT_UNREACHABLE;
+			rc = AERR_UNREACHABLE;
 		} else if (oc == OUT_FAILED) {
-			rc = EXIT_STEP;
+			rc = AERR_FAIL;
 		}
 		break;
 	}
@@ -646,7 +653,7 @@ static int prune_store(PGconn *conn, const struct config *cfg, struct prune_opts
 
 /* ---- the schema, the lock, the run ---- */
 
-/* Is SET at a version prune knows (MIN or later)? 0, EXIT_SCHEMA, or an error code; *RECORDED its version. */
+/* Is SET at a version prune knows (MIN or later)? 0, AERR_SCHEMA, or an error code; *RECORDED its version. */
 static int check_set(PGconn *conn, const struct config *cfg, const char *name, int min, int *recorded)
 {
 	const struct set_def *set = set_find(name);
@@ -655,18 +662,18 @@ static int check_set(PGconn *conn, const struct config *cfg, const char *name, i
 
 	if (set_read_state(conn, cfg, set, &st) != 0) {
 		set_state_free(&st);
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL;
 	}
 	if (st.recorded > st.latest) {
 		log_error("prune: the %s set is at version %d in schema %s, newer than this agent knows (up to %d); "
 			  "nothing was changed. Use the checkpoint-agent that migrated it", name, st.recorded,
 			  set_schema_name(set, cfg), st.latest);
-		rc = EXIT_SCHEMA;
+		rc = AERR_SCHEMA;
 	} else if (st.recorded < min) {
 		log_error("prune: the %s set is %s in schema %s, and prune needs version %d or later; nothing was "
 			  "changed. Run checkpoint-agent migrate first", name,
 			  st.recorded < 0 ? "not there" : "at an early version", set_schema_name(set, cfg), min);
-		rc = EXIT_SCHEMA;
+		rc = AERR_SCHEMA;
 	}
 	*recorded = st.recorded;
 	set_state_free(&st);
@@ -701,11 +708,11 @@ static int take_lock(PGconn *conn)
 	int rc = 0;
 
 	if (res == NULL)
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		log_error("prune: another prune or retention sweep is running (pid %s); wait for it to finish, "
 			  "or stop it, and run again", PQgetisnull(res, 0, 1) ? "unknown" : PQgetvalue(res, 0, 1));
-		rc = EXIT_LOCK;
+		rc = AERR_LOCK;
 	}
 	PQclear(res);
 	return rc;
@@ -735,7 +742,7 @@ static int read_clock_and_estimate(PGconn *conn, const struct config *cfg, doubl
 		2, params);
 
 	if (res == NULL)
-		return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL;
 	*now = strtod(PQgetvalue(res, 0, 0), NULL);
 	*estimate = atoll(PQgetvalue(res, 0, 1));
 	PQclear(res);
@@ -749,7 +756,7 @@ static int prepare_session(PGconn *conn, int lock_timeout_ms)
 	int rc = db_exec(conn, sql);
 
 	free(sql);
-	return rc == 0 ? 0 : db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+	return rc == 0 ? 0 : db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL;
 }
 
 int prune_run(PGconn *conn, const struct config *cfg, struct prune_opts *o, const struct prune_hooks *h,

@@ -74,8 +74,8 @@ struct prune_hooks {
 /*
  * Checks that every configured set is at a version prune knows (before any
  * change), takes the prune lock (not for a dry run), and prunes. Returns 0,
- * EXIT_SCHEMA (65: nothing changed), EXIT_LOCK (another pruner, or threads
- * left because their locks were held), EXIT_UNREACHABLE or EXIT_STEP.
+ * AERR_SCHEMA (nothing changed), AERR_LOCK (another pruner, or threads
+ * left because their locks were held), AERR_UNREACHABLE or AERR_FAIL.
  */
 int prune_run(PGconn *conn, const struct config *cfg, struct prune_opts *o, const struct prune_hooks *h,
 	      struct prune_totals *t);

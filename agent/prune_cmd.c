@@ -183,7 +183,7 @@ static int prune_usage(const char *arg, const char *why)
 	log_error("prune: %s: %s", arg, why);
 	log_info("usage: checkpoint-agent prune [--strategy delete|keep-latest] [--older-than DURATION | --thread ID...] "
 		 "[--batch N] [--max-duration SECONDS] [--lock-timeout MS] [--dry-run]");
-	return EXIT_USAGE;
+	return AERR_USAGE;
 }
 
 /* A whole number from MIN to MAX. */
@@ -376,16 +376,16 @@ int cmd_prune(const struct config *cfg, int argc, char **argv)
 	rc = prune_run(conn, cfg, &a.o, &h, &t);
 	if (d.drawn)
 		fputs("\r\033[K", stderr);
-	if (rc == 0 || rc == EXIT_UNREACHABLE || rc == EXIT_STEP)
+	if (rc == 0 || rc == AERR_UNREACHABLE || rc == AERR_FAIL)
 		print_summary(cfg, &a.o, &t);
 	if (rc == 0 && t.skipped_busy > 0) {
 		log_warning("prune: some rows stayed locked by other sessions and were left; run prune again later");
-		rc = EXIT_LOCK;
+		rc = AERR_LOCK;
 	}
 	if (d.notify) {
 		char *line = progress_line(&t, &a.o);
 
-		sd_notifyf(0, "STATUS=finished (exit %d): %s", rc, line);
+		sd_notifyf(0, "STATUS=finished (exit %d): %s", exit_code_for(rc), line);
 		free(line);
 	}
 	PQfinish(conn);

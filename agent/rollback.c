@@ -71,7 +71,7 @@ static int roll_back_version(struct step_ctx *ctx, PGconn *conn, const struct se
 
 	if (f == NULL) {
 		log_error("%s v%d has no down file in this build of the agent", set->name, v);
-		return EXIT_STEP;
+		return AERR_FAIL;
 	}
 	sl_init(&stmts);
 	if ((rc = step_load_file(f, &stmts, &flags)) != 0) {
@@ -112,7 +112,7 @@ static int roll_back_set(struct step_ctx *ctx, PGconn *conn, const struct set_de
 		log_error("%s is at version %d, newer than this agent knows (%d); use the agent that applied it",
 			  set->name, st.recorded, st.latest);
 		set_state_free(&st);
-		return EXIT_STEP;
+		return AERR_FAIL;
 	}
 	if (st.recorded <= o->to) {
 		log_info("%s is at version %d, not above %d: nothing to roll back", set->name, st.recorded, o->to);
@@ -191,7 +191,7 @@ static int parse_rollback(const struct config *cfg, int argc, char **argv, struc
 		return cli_bad_option("rollback", argv[optind]);
 	if (!o->has_to) {
 		log_error("rollback: --to V is required (the version to end at; -1 removes the whole set)");
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	return cli_check_target("rollback", o->set, o->to, -1);
 }
@@ -223,5 +223,5 @@ int cmd_rollback(const struct config *cfg, int argc, char **argv)
 		lock_release(conn);
 	}
 	PQfinish(conn);
-	return cli_exit_code(rc);
+	return rc;
 }

@@ -186,7 +186,7 @@ static void extend_timeout(struct service *s, long long ms)
 	notify(s, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)ms * 1000ULL);
 }
 
-/* Memory ran out (util.c exits 70 after this): tell systemd why, without allocating. */
+/* Memory ran out (util.c exits 70 after this, the one exit outside main): tell systemd why, without allocating. */
 static void on_out_of_memory(void)
 {
 	sd_notify(0, "STATUS=failed: out of memory\nERRNO=12");
@@ -585,7 +585,7 @@ static long long cycle(struct service *s, long long interval)
 
 /* ---- start-up ---- */
 
-/* Waits for the database until the start-up deadline. 0, or a fatal exit code. */
+/* Waits for the database until the start-up deadline. 0, or a fatal agent_err. */
 static int wait_for_database(struct service *s, long long limit)
 {
 	backoff_reset(&s->backoff);
@@ -597,12 +597,12 @@ static int wait_for_database(struct service *s, long long limit)
 			return 0;
 		if (open_conn(s))
 			return 0;
-		if (s->connect_rc == EXIT_CONFIG)
-			return fatal(s, EXIT_CONFIG, EINVAL, "%s", s->connect_error);
+		if (s->connect_rc == AERR_CONFIG)
+			return fatal(s, AERR_CONFIG, EINVAL, "%s", s->connect_error);
 		s->attempts++;
 		left = limit - now_ms();
 		if (left <= 0)
-			return fatal(s, EXIT_UNREACHABLE, ETIMEDOUT, "gave up waiting for the database after %d s and %u "
+			return fatal(s, AERR_UNREACHABLE, ETIMEDOUT, "gave up waiting for the database after %d s and %u "
 				     "attempts (service.startup_timeout): %s", s->cfg->startup_timeout, s->attempts,
 				     s->connect_error);
 		delay = next_backoff(s);
@@ -647,7 +647,7 @@ static bool connect_is_critical(const struct check_report *rep)
 	return true;
 }
 
-/* Checks until none is CRITICAL. 0 when ready, 1 to reconnect, else a fatal exit code. */
+/* Checks until none is CRITICAL. 0 when ready, 1 to reconnect, else a fatal agent_err. */
 static int first_checks(struct service *s, long long limit)
 {
 	backoff_reset(&s->backoff);
@@ -678,8 +678,8 @@ static int first_checks(struct service *s, long long limit)
 		check_report_free(&rep);
 		left = limit - now_ms();
 		if (left <= 0) {
-			/* 69 only when the database cannot be reached; a reachable one that stays CRITICAL is 70. */
-			int code = unreachable ? EXIT_UNREACHABLE : EXIT_STEP;
+			/* Unreachable only when the database cannot be reached; a reachable one that stays CRITICAL failed. */
+			int code = unreachable ? AERR_UNREACHABLE : AERR_FAIL;
 			int rc = fatal(s, code, EIO, "not ready after %d s (service.startup_timeout): %s",
 				       s->cfg->startup_timeout, summary);
 
@@ -696,7 +696,7 @@ static int first_checks(struct service *s, long long limit)
 	return 0;
 }
 
-/* Wait, migrate, check: 0 once READY=1 is sent (or a stop was asked), else a fatal exit code. */
+/* Wait, migrate, check: 0 once READY=1 is sent (or a stop was asked), else a fatal agent_err. */
 static int start_up(struct service *s)
 {
 	long long limit = now_ms() + 1000LL * s->cfg->startup_timeout;
@@ -709,14 +709,14 @@ static int start_up(struct service *s)
 			return rc;
 		if (!migrated) {
 			rc = apply_migrations(s);
-			if (rc == EXIT_STOPPED || atomic_load(&term_pending))
+			if (rc == AERR_STOPPED || atomic_load(&term_pending))
 				return 0;
-			if (rc == EXIT_UNREACHABLE)
+			if (rc == AERR_UNREACHABLE)
 				continue;
 			if (rc != 0)
-				return fatal(s, rc, rc == EXIT_LOCK ? ETIMEDOUT : EPROTO,
+				return fatal(s, rc, rc == AERR_LOCK ? ETIMEDOUT : EPROTO,
 					     "the migrations failed (exit %d; the log above says why); fix the cause, then "
-					     "restart the service", rc);
+					     "restart the service", exit_code_for(rc));
 			migrated = true;
 		}
 		rc = first_checks(s, limit);
@@ -801,7 +801,7 @@ static int parse_count(const char *opt, const char *v, long long min, long long 
 	*out = strtoll(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || *out < min) {
 		log_error("run: %s needs a whole number of at least %lld, not '%s'", opt, min, v);
-		return EXIT_USAGE;
+		return AERR_USAGE;
 	}
 	return 0;
 }
@@ -873,7 +873,7 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	promise(STALL_MIN_MS);
 	if (start_helper(&helper) != 0)
-		return fatal(&s, EXIT_STEP, EAGAIN, "cannot start the service's helper thread");
+		return fatal(&s, AERR_FAIL, EAGAIN, "cannot start the service's helper thread");
 	current = &s;
 	backoff_init(&s.backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	xalloc_on_failure(on_out_of_memory);
@@ -881,7 +881,7 @@ int cmd_run(struct config *cfg, const char *config_path, bool explicit_path, int
 
 	/* Started after start_helper: its thread inherits the blocked signals. */
 	if (http_start(cfg) != 0)
-		rc = fatal(&s, EXIT_CONFIG, EADDRNOTAVAIL, "cannot start the HTTP listener (service.http_listen)");
+		rc = fatal(&s, AERR_CONFIG, EADDRNOTAVAIL, "cannot start the HTTP listener (service.http_listen)");
 	else
 		rc = start_up(&s);
 	/* TTL sweeps (the retention group) in a thread of their own, once the schema is in place. */

@@ -322,7 +322,10 @@ static int quarantined_tables(PGconn *conn, struct strlist *out, struct strbuf *
 	return 0;
 }
 
-/* Prints the report; returns 0, or with EXIT_CODE 1 (pending) or 2 (drift); 69/70 when it could not. */
+/*
+ * Prints the report. Returns STATUS_CURRENT, or with --exit-code the result
+ * STATUS_PENDING or STATUS_DRIFT; an agent_err when it could not report.
+ */
 static int status_all(PGconn *conn, const struct config *cfg, bool json, bool exit_code)
 {
 	struct strbuf sb;
@@ -366,8 +369,8 @@ static int status_all(PGconn *conn, const struct config *cfg, bool json, bool ex
 	if (rc != 0)
 		return db_read_fail_code(conn);
 	if (!exit_code)
-		return EXIT_OK;
-	return drift ? EXIT_DRIFT : pending ? EXIT_PENDING : EXIT_OK;
+		return STATUS_CURRENT;
+	return drift ? STATUS_DRIFT : pending ? STATUS_PENDING : STATUS_CURRENT;
 }
 
 static const struct option status_longopts[] = {
@@ -483,7 +486,7 @@ int cmd_verify(const struct config *cfg, int argc, char **argv)
 			printf("%s\n", diffs.items[i]);
 		log_error("the schema differs from its recorded version in %zu place%s", diffs.n,
 			  diffs.n == 1 ? "" : "s");
-		rc = EXIT_SCHEMA;
+		rc = AERR_SCHEMA;
 	} else {
 		printf("the schema matches the recorded version of every set\n");
 	}

@@ -16,7 +16,6 @@
 #include "db.h"
 #include "ledger.h"
 #include "log.h"
-#include "migrate.h"
 #include "sqlsplit.h"
 
 #include <errno.h>
@@ -81,8 +80,8 @@ bool step_sleep(struct step_ctx *ctx, long long ms)
 int step_fail_code(const struct step_ctx *ctx, PGconn *conn)
 {
 	if (ctx->stopped)
-		return EXIT_STOPPED;
-	return db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		return AERR_STOPPED;
+	return db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL;
 }
 
 int step_prepare_session(PGconn *conn)
@@ -260,13 +259,13 @@ static int step_failed(struct step_ctx *ctx, PGconn *conn, const struct sql_file
 {
 	int rc = step_fail_code(ctx, conn);
 
-	if (rc == EXIT_STOPPED) {
+	if (rc == AERR_STOPPED) {
 		log_notice("%s v%d %s (%s) was stopped and rolled back; nothing of it was committed",
 			   f->set, f->version, f->direction, f->name);
 		return rc;
 	}
 	log_error("%s v%d %s (%s) failed: %s", f->set, f->version, f->direction, f->name, why);
-	if (rc == EXIT_STEP)
+	if (rc == AERR_FAIL)
 		log_error("nothing of %s v%d was committed; fix the cause and run the command again", f->set,
 			  f->version);
 	return rc;
@@ -281,13 +280,13 @@ static int alone_failed(struct step_ctx *ctx, PGconn *conn, const struct sql_fil
 	if (bookkeeping)
 		log_error("%s v%d %s (%s): its statements took effect, but recording them failed: %s",
 			  f->set, f->version, f->direction, f->name, why);
-	else if (rc == EXIT_STOPPED)
+	else if (rc == AERR_STOPPED)
 		log_notice("%s v%d %s (%s) was stopped after %zu of its statements took effect (it runs outside a "
 			   "transaction); the next run does it again", f->set, f->version, f->direction, f->name, done);
 	else
 		log_error("%s v%d %s (%s) failed after %zu of its statements took effect (it runs outside a "
 			  "transaction): %s", f->set, f->version, f->direction, f->name, done, why);
-	if (rc == EXIT_STEP)
+	if (rc == AERR_FAIL)
 		log_error("run the command again: the statements are idempotent and the version is recorded then");
 	return rc;
 }
@@ -555,7 +554,7 @@ int step_load_file(const struct sql_file *f, struct strlist *stmts, unsigned *fl
 	if (sql_directives(f->sql, flags, &why) != 0) {
 		log_error("%s v%d %s (%s): %s", f->set, f->version, f->direction, f->name, why);
 		free(why);
-		return EXIT_STEP;
+		return AERR_FAIL;
 	}
 	sql_split(f->sql, stmts);
 	return 0;
@@ -641,7 +640,7 @@ int step_run_in_transaction(struct step_ctx *ctx, PGconn *conn, const struct set
 		log_error("%s v%d %s (%s) could not get the lock on its tables within %d s "
 			  "(migrations.lock_timeout): %s; end the long transactions that hold it, then run again",
 			  f->set, f->version, f->direction, f->name, ctx->cfg->lock_timeout, why);
-		rc = EXIT_LOCK;
+		rc = AERR_LOCK;
 	} else if (why != NULL) {
 		rc = step_failed(ctx, conn, f, why);
 	}
@@ -769,7 +768,7 @@ int step_rehearse_down(struct step_ctx *ctx, PGconn *conn, const struct set_def 
 	rollback_quietly(conn);
 	if (why != NULL) {
 		rc = step_fail_code(ctx, conn);
-		if (rc == EXIT_STOPPED)
+		if (rc == AERR_STOPPED)
 			log_notice("rollback stopped during its rehearsal; nothing was changed");
 		else
 			log_error("rollback refused, nothing was changed: %s v%d down would fail: %s", set->name, at,
@@ -812,7 +811,7 @@ int step_drop_invalid_index(struct step_ctx *ctx, PGconn *conn, const char *sche
 	PQfreemem(qs);
 	PQfreemem(qn);
 	if (sql == NULL)
-		return EXIT_STEP;
+		return AERR_FAIL;
 	if (dry_run) {
 		printf("-- index %s.%s is INVALID (an earlier build was interrupted): it is dropped and built again\n%s;\n",
 		       schema, name, sql);

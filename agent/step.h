@@ -12,7 +12,14 @@
 #include "sets.h"
 #include "util.h"
 
-struct set_state;
+/* What the database records of one set (set_read_state, migrate.h, reads it). */
+struct set_state {
+	bool schema_exists;
+	bool table_exists;	/* the set's version table */
+	int recorded;		/* highest recorded version, -1 for none */
+	int latest;		/* highest version this agent embeds */
+	bool *applied;		/* [0..latest]: a row exists in the version table */
+};
 
 /*
  * What a migration runs with. The callbacks let the caller (the service, or
@@ -25,7 +32,7 @@ struct set_state;
  *              (the service feeds its watchdog). It returns false when the
  *              agent must stop: the running statement is cancelled
  *              (PQcancel), its transaction rolls back, and the step returns
- *              EXIT_STOPPED.
+ *              AERR_STOPPED.
  */
 struct step_ctx {
 	const struct config *cfg;
@@ -60,7 +67,7 @@ bool step_sleep(struct step_ctx *ctx, long long ms);
 char *step_exec(struct step_ctx *ctx, PGconn *conn, const char *sql, int nparams, const char *const *params,
 		const char *label, PGresult **res);
 
-/* The exit code of a failure: EXIT_STOPPED, EXIT_UNREACHABLE (connection lost) or EXIT_STEP. */
+/* The agent_err of a failure: AERR_STOPPED, AERR_UNREACHABLE (connection lost) or AERR_FAIL. */
 int step_fail_code(const struct step_ctx *ctx, PGconn *conn);
 
 /* How a down step treats a table it would drop. */
@@ -86,7 +93,7 @@ int step_run_alone(struct step_ctx *ctx, PGconn *conn, const struct set_def *set
 /*
  * Rehearses the down steps of SET from its recorded version to TO + 1 in one
  * transaction that is then rolled back, so that a step that would fail or
- * refuse is found before anything changes. Returns 0 or an exit code.
+ * refuse is found before anything changes. Returns 0 or an agent_err.
  */
 int step_rehearse_down(struct step_ctx *ctx, PGconn *conn, const struct set_def *set,
 		       const struct set_state *st, int to, const struct down_ctx *down);
@@ -94,11 +101,11 @@ int step_rehearse_down(struct step_ctx *ctx, PGconn *conn, const struct set_def 
 /* 1 when index NAME in SCHEMA exists and is INVALID, 0 when not, -1 on error. */
 int step_index_is_invalid(PGconn *conn, const char *schema, const char *name);
 
-/* Drops index NAME in SCHEMA when it is INVALID; DRY_RUN prints instead. 0 or an exit code. */
+/* Drops index NAME in SCHEMA when it is INVALID; DRY_RUN prints instead. 0 or an agent_err. */
 int step_drop_invalid_index(struct step_ctx *ctx, PGconn *conn, const char *schema, const char *name,
 			    bool dry_run);
 
-/* Splits F into STMTS and reads its directives into *FLAGS; 0, or EXIT_STEP after logging. */
+/* Splits F into STMTS and reads its directives into *FLAGS; 0, or AERR_FAIL after logging. */
 int step_load_file(const struct sql_file *f, struct strlist *stmts, unsigned *flags);
 
 #endif

@@ -133,16 +133,16 @@ static void log_outcome(struct sweeper_state *s, int rc, const struct prune_tota
 	duration_format(s->cfg.retention_ttl, ttl, sizeof(ttl));
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	if (rc == EXIT_LOCK && t->batches == 0 && t->pruned == 0) {
+	if (rc == AERR_LOCK && t->batches == 0 && t->pruned == 0) {
 		set_status(xasprintf("retention: sweep at %s skipped: another prune is running", when));
 		return;
 	}
 	if (rc != 0) {
 		if (!s->failing)
 			log_error("retention: the sweep failed (exit %d; the log above says why); the next one is in %lld s",
-				  rc, s->cfg.retention_sweep_interval);
+				  exit_code_for(rc), s->cfg.retention_sweep_interval);
 		s->failing = true;
-		set_status(xasprintf("retention: the sweep at %s failed (exit %d)", when, rc));
+		set_status(xasprintf("retention: the sweep at %s failed (exit %d)", when, exit_code_for(rc)));
 		return;
 	}
 	if (s->failing)

@@ -470,7 +470,7 @@ static int usage_args(int argc, char **argv, bool *json, int *top)
 		if (errno != 0 || *end != '\0' || end == optarg || v < 0 || v > 1000) {
 			log_error("usage: --top %s: must be a whole number from 0 to 1000 (0 skips the largest threads)",
 				  optarg);
-			return EXIT_USAGE;
+			return AERR_USAGE;
 		}
 		*top = (int)v;
 	}
@@ -497,7 +497,7 @@ int cmd_usage(const struct config *cfg, int argc, char **argv)
 									      USAGE_STATEMENT_TIMEOUT_MS);
 	memset(&u, 0, sizeof(u));
 	if (db_exec(conn, sql) != 0 || collect(conn, cfg, top, &u) != 0) {
-		rc = db_lost(conn) ? EXIT_UNREACHABLE : EXIT_STEP;
+		rc = db_lost(conn) ? AERR_UNREACHABLE : AERR_FAIL;
 	} else {
 		if (json)
 			print_json(&u);

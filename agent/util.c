@@ -1,6 +1,7 @@
 /*
  * util.c: allocation, strings and time. Running out of memory is the one
- * error handled by exiting: the agent cannot do anything useful without it.
+ * error handled by exiting (die_oom: the agent's one call to exit outside main,
+ * agent.h): the agent cannot do anything useful without it.
  */
 #include "util.h"
 

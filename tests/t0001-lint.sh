@@ -51,4 +51,32 @@ test_04_build_has_no_warnings() {
 	assertEquals "compiler output" "" "$out"
 }
 
+# The error convention (agent.h): functions return 0 or a negative agent_err,
+# and only the dispatcher (main.c, with cli.c's exit_code_for) names an exit
+# code; nothing calls exit() but util.c's out-of-memory path.
+exit_code_names_outside_dispatcher() {
+	grep -nE '\bEXIT_[A-Z]+' "$TL_ROOT"/agent/*.c "$TL_ROOT"/agent/*.h |
+		grep -vE '^[^:]*/agent/(main\.c|cli\.c|agent\.h):' || true
+}
+
+exit_calls() {
+	grep -nE '(^|[^A-Za-z0-9_])(_?exit|_Exit|quick_exit)[[:space:]]*\(' "$TL_ROOT"/agent/*.c || true
+}
+
+test_05_only_the_dispatcher_names_exit_codes() {
+	local found
+	found=$(exit_code_names_outside_dispatcher)
+	assertEquals "EXIT_* outside main.c and cli.c; return an AERR_* (agent.h) instead:
+$found" "" "$found"
+}
+
+test_06_only_running_out_of_memory_calls_exit() {
+	local found oom='^[^:]*/agent/util\.c:[0-9]+:[[:space:]]*exit\(70\);' others
+	found=$(exit_calls)
+	others=$(printf '%s\n' "$found" | grep -vE "$oom" || true)
+	assertEquals "util.c's die_oom is the one exit(): $found" 1 "$(printf '%s\n' "$found" | grep -cE "$oom" || true)"
+	assertEquals "exit() outside util.c's die_oom; return an AERR_* (agent.h) instead:
+$others" "" "$others"
+}
+
 tl_run

@@ -2,9 +2,10 @@
 # t1007-exit-codes.sh: every exit code of the documented table, with its
 # message: 0, 64 usage, 65 schema differs, 69 database unreachable (libpq's
 # reason, never the password), 70 step refused, 75 lock timeout, 78 config
-# error ("file:line: message"). Messages go to stderr and stdout stays empty
-# on errors. With JOURNAL_STREAM naming stderr, every line carries its syslog
-# priority ("<3>"); without it, none does.
+# error ("file:line: message"), 130/143 stopped by SIGINT/SIGTERM. Messages
+# go to stderr and stdout stays empty on errors. With JOURNAL_STREAM naming
+# stderr, every line carries its syslog priority ("<3>"); without it, none
+# does.
 
 # shellcheck source=tests/lib/test-lib.sh
 . "$(dirname "$0")/lib/test-lib.sh"
@@ -177,6 +178,35 @@ test_40_exit_75_lock_timeout() {
 	close_session
 	assert_error 75 "lock timeout"
 	assertContains "the message names the holder's pid" "$TL_ERR" "(pid $HOLDER_PID)"
+}
+
+# stop_waiting_migrate SIGNAL: a migrate waiting for the held migration lock,
+# stopped by SIGNAL; its exit code in TL_RC, its stderr in TL_ERR.
+stop_waiting_migrate() {
+	local pid deadline=$((SECONDS + 15)) waiting=
+	open_lock_holder
+	"$TL_AGENT" -c "$CONF" migrate >/dev/null 2>"$WORK/stop.err" &
+	pid=$!
+	while [ "$SECONDS" -lt "$deadline" ] && [ -z "$waiting" ]; do
+		waiting=$(tl_sql "SELECT pid FROM pg_stat_activity WHERE pid <> $HOLDER_PID
+			AND query LIKE '%pg_try_advisory_lock%' AND query NOT LIKE '%pg_stat_activity%'")
+		[ -n "$waiting" ] || sleep 0.2
+	done
+	kill -s "$1" "$pid"
+	wait "$pid"
+	TL_RC=$?
+	TL_ERR=$(cat "$WORK/stop.err")
+	close_session
+	assertNotEquals "the migrate was seen waiting for the lock" "" "$waiting"
+}
+
+# AERR_STOPPED becomes 128 + the signal in the dispatcher (exit_code_for).
+test_41_exit_143_and_130_stopped_while_waiting_for_the_lock() {
+	stop_waiting_migrate TERM
+	assertEquals "SIGTERM: exit 143 (stderr: $TL_ERR)" 143 "$TL_RC"
+	assertContains "it says it stopped and changed nothing" "$TL_ERR" "stopped while waiting for the migration lock"
+	stop_waiting_migrate INT
+	assertEquals "SIGINT: exit 130 (stderr: $TL_ERR)" 130 "$TL_RC"
 }
 
 test_50_exit_78_syntax_error() {

@@ -2,7 +2,7 @@
  * fuzz_config.c: libFuzzer harness for the config loader (config.c over
  * libconfig). The input is a config file; it is handed to config_load
  * through a memfd, so no file is written. Whatever the input, the loader
- * must return 0 or EXIT_CONFIG, and leave nothing allocated after
+ * must return 0 or AERR_CONFIG, and leave nothing allocated after
  * config_free.
  */
 #include "agent.h"
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	unsetenv("CHECKPOINT_DB_URI");
 	rc = config_load(path, true, &cfg);
-	if (rc != 0 && rc != EXIT_CONFIG)
+	if (rc != 0 && rc != AERR_CONFIG)
 		abort();
 	if (rc == 0 && (cfg.nsets == 0 || cfg.uri == NULL || cfg.checks.query_warn_ms > cfg.checks.query_crit_ms))
 		abort();

@@ -48,7 +48,7 @@ static void missing_explicit_file_is_an_error(void)
 {
 	struct config c;
 
-	CHECK(config_load("/nonexistent/agent.conf", true, &c) == EXIT_CONFIG);
+	CHECK(config_load("/nonexistent/agent.conf", true, &c) == AERR_CONFIG);
 	config_free(&c);
 }
 
@@ -71,18 +71,18 @@ static void refuses_bad_input(void)
 {
 	struct config c;
 
-	CHECK(load_text("database: { uri = 5; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("database: { uri = 5; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_text("database: { colour = \"red\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("database: { colour = \"red\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_text("migrations: { sets = [\"redis\"]; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("migrations: { sets = [\"redis\"]; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_text("database: { connect_timeout = 0; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("database: { connect_timeout = 0; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_text("database: { uri = \"x\" \n", &c) == EXIT_CONFIG);
+	CHECK(load_text("database: { uri = \"x\" \n", &c) == AERR_CONFIG);
 	config_free(&c);
 	CHECK(load_text("checks: { idle_in_transaction_warn = 500; idle_in_transaction_crit = 100; };\n", &c) ==
-	      EXIT_CONFIG);
+	      AERR_CONFIG);
 	config_free(&c);
 }
 
@@ -169,13 +169,13 @@ static void cluster_and_http_settings(void)
 	config_free(&c);
 	CHECK(load_text("service: { http_listen = \"[::1]:9188\"; };\n", &c) == 0);
 	config_free(&c);
-	CHECK(load_text("service: { http_listen = \"localhost:9188\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("service: { http_listen = \"localhost:9188\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_text("service: { http_listen = \"127.0.0.1\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("service: { http_listen = \"127.0.0.1\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_text("service: { http_listen = \"127.0.0.1:0\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("service: { http_listen = \"127.0.0.1:0\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_text("checks: { replication_lag_warn_s = 60; replication_lag_crit_s = 10; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_text("checks: { replication_lag_warn_s = 60; replication_lag_crit_s = 10; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
 }
 

@@ -83,16 +83,16 @@ static void backup_bad_input_is_refused(void)
 {
 	struct config c;
 
-	CHECK(load_backup_text("backup: { interval_hours = 0; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_backup_text("backup: { interval_hours = 0; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_backup_text("backup: { interval_hours = \"daily\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_backup_text("backup: { interval_hours = \"daily\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_backup_text("backup: { info = \"/x\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_backup_text("backup: { info = \"/x\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
 	CHECK(load_backup_text("checks: { backup_age_warn_pct = 400; backup_age_crit_pct = 300; };\n", &c) ==
-	      EXIT_CONFIG);
+	      AERR_CONFIG);
 	config_free(&c);
-	CHECK(load_backup_text("checks: { archive_age_warn = 7200; };\n", &c) == EXIT_CONFIG);
+	CHECK(load_backup_text("checks: { archive_age_warn = 7200; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
 }
 

@@ -108,15 +108,15 @@ static void retention_settings(void)
 	CHECK_STR(c.retention_strategy, "keep_latest");
 	CHECK(c.retention_ttl == 0);
 	config_free(&c);
-	CHECK(load("retention: { strategy = \"archive\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load("retention: { strategy = \"archive\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load("retention: { ttl = \"-30d\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load("retention: { ttl = \"-30d\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load("retention: { sweep_interval = \"0s\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load("retention: { sweep_interval = \"0s\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load("retention: { sweep_limit = 0; };\n", &c) == EXIT_CONFIG);
+	CHECK(load("retention: { sweep_limit = 0; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
-	CHECK(load("checks: { vacuum_age_warn = \"7d\"; vacuum_age_crit = \"1d\"; };\n", &c) == EXIT_CONFIG);
+	CHECK(load("checks: { vacuum_age_warn = \"7d\"; vacuum_age_crit = \"1d\"; };\n", &c) == AERR_CONFIG);
 	config_free(&c);
 }
 
