@@ -66,6 +66,11 @@ static void on_stop_signal(int sig)
 	stop_signal = sig;
 }
 
+void cli_stopped_by(int sig)
+{
+	stop_signal = sig;
+}
+
 static bool cli_alive(void *arg)
 {
 	(void)arg;

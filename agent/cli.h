@@ -30,5 +30,7 @@ int cli_bad_option(const char *command, const char *arg);
  * signal. CTX's alive callback is set to notice it.
  */
 void cli_stop_on_signals(struct step_ctx *ctx);
+/* Records that SIG stopped the command, for exit_code_for(AERR_STOPPED) (128 + SIG); async-signal-safe. */
+void cli_stopped_by(int sig);
 
 #endif

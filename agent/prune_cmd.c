@@ -6,8 +6,9 @@
  *   prune [--strategy delete|keep-latest] [--older-than DURATION | --thread ID...]
  *         [--batch N] [--max-duration SECONDS] [--lock-timeout MS] [--dry-run]
  *
- * SIGINT or SIGTERM stops it after the batch in progress (a second one
- * kills it; an interrupted batch rolls back).
+ * SIGINT or SIGTERM stops it after the batch in progress, with the summary
+ * and exit 130 or 143 (a second one kills it; an interrupted batch rolls
+ * back).
  */
 #include "agent.h"
 #include "cli.h"
@@ -38,8 +39,8 @@ static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
 {
-	(void)sig;
 	interrupted = 1;
+	cli_stopped_by(sig);
 }
 
 struct display {
@@ -376,7 +377,9 @@ int cmd_prune(const struct config *cfg, int argc, char **argv)
 	rc = prune_run(conn, cfg, &a.o, &h, &t);
 	if (d.drawn)
 		fputs("\r\033[K", stderr);
-	if (rc == 0 || rc == AERR_UNREACHABLE || rc == AERR_FAIL)
+	if (interrupted && (rc == 0 || rc == AERR_FAIL))
+		rc = AERR_STOPPED;	/* what was deleted stays; the batch in progress rolled back */
+	if (rc == 0 || rc == AERR_UNREACHABLE || rc == AERR_FAIL || rc == AERR_STOPPED)
 		print_summary(cfg, &a.o, &t);
 	if (rc == 0 && t.skipped_busy > 0) {
 		log_warning("prune: some rows stayed locked by other sessions and were left; run prune again later");

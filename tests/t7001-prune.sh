@@ -364,4 +364,39 @@ print(sum(1 for t in json.load(sys.stdin)["tables"] if t["exists"] and t["total_
 	assertEquals "a bad --top is 64" 64 "$TL_RC"
 }
 
+
+# prune_then_signal SIG PREFIX: a prune of many one-thread batches, stopped by
+# SIG once it has deleted some of the 1,500 PREFIX threads; its exit code in
+# STOP_RC, its output in STOP_OUT.
+prune_then_signal() {
+	local pid
+	"$TL_AGENT" -c "$CONF" prune --older-than 30d --batch 1 >"$WORK/stop.out" 2>"$WORK/stop.err" &
+	pid=$!
+	tl_wait_for 30 "SELECT count(DISTINCT thread_id) < 1500 FROM checkpoints WHERE thread_id LIKE '$2%'" ||
+		fail "prune deleted nothing in 30 s"
+	kill -"$1" "$pid"
+	STOP_RC=0
+	wait "$pid" || STOP_RC=$?
+	STOP_OUT=$(cat "$WORK/stop.out" "$WORK/stop.err")
+}
+
+test_16_a_signal_stops_prune_after_its_batch_with_130_or_143() {
+	local left
+	gen old- 1500 2 "$OLD_AGE"
+	prune_then_signal INT old-
+	assertEquals "SIGINT: exit; out: $STOP_OUT" 130 "$STOP_RC"
+	assertContains "the summary says why" "$STOP_OUT" "stopped before the end: asked to stop; run prune again to go on"
+	left=$(tl_sql "SELECT count(DISTINCT thread_id) FROM checkpoints WHERE thread_id LIKE 'old-%'")
+	assertTrue "some threads were pruned, not all ($left left)" "[ '$left' -gt 0 ] && [ '$left' -lt 1500 ]"
+	assertEquals "every thread left is whole" 0 "$(tl_sql "SELECT count(*) FROM (SELECT thread_id FROM checkpoints
+		WHERE thread_id LIKE 'old-%' GROUP BY thread_id HAVING count(*) <> 2) x")"
+	gen old2- 1500 2 "$OLD_AGE"
+	prune_then_signal TERM old2-
+	assertEquals "SIGTERM: exit; out: $STOP_OUT" 143 "$STOP_RC"
+	assertContains "$STOP_OUT" "stopped before the end: asked to stop"
+	prune --older-than 30d
+	assertEquals "a second prune finishes: $TL_ERR" 0 "$TL_RC"
+	assertEquals "and nothing old is left" "0 0 0" "$(rows old)"
+}
+
 tl_run
