@@ -120,27 +120,55 @@ static void commit_locally(PGconn *conn)
 	PQclear(res);
 }
 
+/* The check that takes each prefetched result: a query is sent only when its check runs. */
+static const char *const prefetch_owner[PRE_N] = {
+	[PRE_RECOVERY] = "writable",
+	[PRE_SLOTS] = "pool_headroom",
+	[PRE_SESSIONS] = "pool_headroom",
+	[PRE_IDLE] = "idle_in_transaction",
+	[PRE_XACT] = "long_transactions",
+	[PRE_LOCKS] = "lock_waits",
+	[PRE_WRAPAROUND] = "wraparound",
+	[PRE_WAL] = "wal",
+};
+
+/* Does the check named NAME run, given SKIP (indexed as check_name; NULL: every check runs)? */
+static bool check_runs(const bool *skip, const char *name)
+{
+	int i = check_index(name);
+
+	return skip == NULL || i < 0 || !skip[i];
+}
+
 /*
- * Sends the checks' parameterless queries as one simple-query message: one
- * round trip instead of PRE_N. Results are kept until a failure; a check
- * whose result is missing runs its query itself (and reports its error).
+ * Sends the parameterless queries of the checks that run as one
+ * simple-query message: one round trip instead of one each, and nothing for
+ * a check that --only or --skip left out. Results are kept until a failure;
+ * a check whose result is missing runs its query itself (and reports its
+ * error).
  */
-static void prefetch(struct probe *p)
+static void prefetch(struct probe *p, const bool *skip)
 {
 	struct strbuf sb;
-	int i = 0;
+	int sent[PRE_N], n = 0, i = 0;
+	bool ok = true;
 
 	sb_init(&sb);
-	for (int k = 0; k < PRE_N; k++)
+	for (int k = 0; k < PRE_N; k++) {
+		if (!check_runs(skip, prefetch_owner[k]))
+			continue;
 		sb_printf(&sb, "%s;", prefetch_sql[k]);
-	if (PQsendQuery(p->conn, sb.buf) == 0) {
+		sent[n++] = k;
+	}
+	if (n == 0 || PQsendQuery(p->conn, sb.buf) == 0) {
 		sb_free(&sb);
 		return;
 	}
 	sb_free(&sb);
 	for (PGresult *res; (res = PQgetResult(p->conn)) != NULL; i++) {
-		if (i < PRE_N && PQresultStatus(res) == PGRES_TUPLES_OK && (i == 0 || p->pre[i - 1] != NULL))
-			p->pre[i] = res;
+		ok = ok && i < n && PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (ok)
+			p->pre[sent[i]] = res;
 		else
 			PQclear(res);
 	}
@@ -230,10 +258,11 @@ void checks_run_some(const struct config *cfg, const struct check_conn *cc, cons
 		const char *host = PQhost(p.conn);
 
 		reset_transaction(p.conn);
-		commit_locally(p.conn);
+		if (check_runs(skip, "writable"))
+			commit_locally(p.conn);
 		p.db_key = xasprintf("%s:%s/%s", host && *host ? host : "localhost", PQport(p.conn), PQdb(p.conn));
 		state_open(&p);
-		prefetch(&p);
+		prefetch(&p, skip);
 	}
 	if (skip == NULL || !skip[0]) {
 		check_connect(&p);
