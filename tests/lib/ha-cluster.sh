@@ -174,13 +174,16 @@ write_inventory() {
 			        checkpoint_agent_copy_source: false
 			        checkpoint_agent_source_dir: /opt/checkpoint-agent
 			        # No network beyond the warm apt cache.
+			        # Another network, for its pg_hba line (hostssl); nothing connects from it.
+			        cpa_allowed_cidrs: [10.99.0.0/24]
 			        patroni_apt_cache_valid_time: 315360000
 			        checkpoint_agent_apt_cache_valid_time: 315360000
 		EOF
 	} >"$WORK/inventory.yml"
 }
 
-# run_playbook: site.yml from this host; output in $WORK/playbook-N.log.
+# run_playbook [ARGS]: site.yml from this host (ARGS to ansible-playbook);
+# output in $WORK/playbook-N.log.
 run_playbook() {
 	local start recap
 	RUN_NO=$((RUN_NO + 1))
@@ -188,7 +191,7 @@ run_playbook() {
 	start=$(date +%s.%N)
 	ANSIBLE_CONFIG=$TL_ROOT/ansible/ansible.cfg ANSIBLE_NOCOLOR=1 ANSIBLE_STDOUT_CALLBACK=default \
 		ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_FORKS=3 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks \
-		ansible-playbook -i "$WORK/inventory.yml" "$TL_ROOT/ansible/site.yml" >"$PB_LOG" 2>&1
+		ansible-playbook -i "$WORK/inventory.yml" "$@" "$TL_ROOT/ansible/site.yml" >"$PB_LOG" 2>&1
 	PB_RC=$?
 	PB_SECONDS=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	recap=$(grep -E '^node-[abc] +: ok=' "$PB_LOG")
