@@ -355,14 +355,15 @@ node_gone() { ! [ -d "/proc/${N_PID[$1]}" ]; }
 
 # rejoined I: node I is a running replica again.
 rejoined() {
-	members | grep -Eq "^node-${NODES[$1]} (Replica|Sync Standby) (running|streaming)$"
+	# grep -c, not -q: grep -q stops reading, and patronictl's reader then dies of EPIPE, loudly
+	[ "$(members | grep -Ec "^node-${NODES[$1]} (Replica|Sync Standby) (running|streaming)$")" -gt 0 ]
 }
 
 check_ok() {
 	on "$1" "$AGENT" -c /etc/checkpoint-agent/agent.conf check >/dev/null 2>&1
 }
 
-no_sync_standby() { ! members | grep -q ' Sync Standby '; }
+no_sync_standby() { [ "$(members | grep -c ' Sync Standby ')" -eq 0 ]; }
 
 # write_pause MS_EVENT: seconds from the event to the first acknowledgement after it.
 # The first acknowledgement after the first error that follows the event: a
