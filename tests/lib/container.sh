@@ -50,7 +50,11 @@
 # TC_CACHE_DIR (/var/cache/checkpoint-agent-tests),
 # TC_MIRROR (http://deb.debian.org/debian), TC_BOOT_TIMEOUT (90 s),
 # TC_STOP_TIMEOUT (30 s), TC_BASE_MAX_AGE_DAYS (30: older bases are rebuilt so
-# the cached packages do not fall far behind the mirror), TC_KEEP (set: keep
+# the cached packages do not fall far behind the mirror), TC_OVERLAY (set:
+# the container's root is an overlay mount of the cached root and a folder of
+# its own instead of a copy: no copy at boot, a small removal at clean-up; the
+# cached root is shared-locked until tc_cleanup; a kept one stays mounted,
+# umount DIR/root before removing it), TC_KEEP (set: keep
 # the stopped containers' folders, with console.log, for diagnosis).
 #
 # Measured on 2 cores (ext4, so cp --reflink=auto falls back to a copy):
@@ -108,6 +112,7 @@ TC_DERIVE_NAME=
 TC_DERIVE_SCRIPT=
 TC_DERIVE_PACKAGES=()
 TC_DIRS=()
+TC_OVERLAY_LOCK_FDS=()
 TC_BOOT_SECONDS=
 TC_LOCK_FD=
 
@@ -426,7 +431,12 @@ tc_boot() {
 		base=$(tc__rootfs) || return 1
 		tc__lock shared || return 1
 	done
-	if ! cp -a --reflink=auto "$base" "$TC_ROOT"; then
+	if [ -n "${TC_OVERLAY:-}" ]; then
+		if ! tc__mount_overlay "$base"; then
+			tc__unlock
+			return 1
+		fi
+	elif ! cp -a --reflink=auto "$base" "$TC_ROOT"; then
 		tc__unlock
 		tl_log "tc_boot: copying $base to $TC_ROOT failed (disk full?)"
 		return 1
@@ -442,6 +452,28 @@ tc_boot() {
 	tl_log "container $TC_MACHINE: root copied in $(tc__elapsed "$start")s"
 	tc__start || return 1
 	tl_log "container $TC_MACHINE: tc_boot took $(tc__elapsed "$start")s"
+}
+
+# tc__mount_overlay BASE: TC_ROOT as an overlay of BASE (read-only, shared)
+# and the container's own upper folder: nothing copied at boot, only what the
+# container wrote removed at clean-up. BASE must not change while it is
+# mounted, so a shared lock on the base-root lock is held (its own open file)
+# until tc_cleanup; a build or swap of the base elsewhere waits for it.
+tc__mount_overlay() {
+	local base=$1 fd
+	mkdir "$TC_DIR/upper" "$TC_DIR/work" "$TC_ROOT" || return 1
+	exec {fd}>>"$TC_ROOTFS_DIR/.lock" || return 1
+	if ! flock --shared --nonblock "$fd"; then
+		exec {fd}>&-
+		tl_log "tc_boot: could not share the base-root lock for the overlay"
+		return 1
+	fi
+	TC_OVERLAY_LOCK_FDS+=("$fd")
+	if ! mount -t overlay "$TC_MACHINE" \
+		-o "lowerdir=$base,upperdir=$TC_DIR/upper,workdir=$TC_DIR/work" "$TC_ROOT"; then
+		tl_log "tc_boot: mounting an overlay of $base at $TC_ROOT failed"
+		return 1
+	fi
 }
 
 tc__start_time() {
@@ -495,10 +527,9 @@ tc__find_init() {
 }
 
 # tc__stop_container DIR: power off the container in DIR; force after the timeout.
-tc__stop_container() {
-	local dir=$1 nspawn init deadline machine
-	machine=cpa-${dir##*/}
-	machine=${machine//./-}
+# tc__poweroff DIR: ask the container in DIR to power off, without waiting.
+tc__poweroff() {
+	local dir=$1 nspawn init
 	nspawn=$(tc__find_nspawn "$dir") || nspawn=
 	init=$(tc__find_init "$dir") || init=
 	if [ -n "$init" ]; then
@@ -508,6 +539,16 @@ tc__stop_container() {
 	elif [ -n "$nspawn" ]; then
 		kill -TERM "$nspawn" 2>/dev/null
 	fi
+	return 0
+}
+
+tc__stop_container() {
+	local dir=$1 nspawn init deadline machine
+	machine=cpa-${dir##*/}
+	machine=${machine//./-}
+	nspawn=$(tc__find_nspawn "$dir") || nspawn=
+	init=$(tc__find_init "$dir") || init=
+	tc__poweroff "$dir"
 	deadline=$(($(date +%s) + TC_STOP_TIMEOUT))
 	while [ "$(date +%s)" -lt "$deadline" ]; do
 		{ [ -n "$nspawn" ] && tc__is_nspawn "$nspawn" "$dir"; } ||
@@ -564,6 +605,11 @@ tc__remove_dir() {
 		tl_log "container: $dir still runs a container; not removing it"
 		return 1
 	fi
+	# a TC_OVERLAY root
+	if mountpoint -q "$dir/root" && ! umount "$dir/root"; then
+		tl_log "container: could not unmount the overlay $dir/root"
+		return 1
+	fi
 	if findmnt -rn -o TARGET | grep -qF "$dir/"; then
 		tl_log "container: $dir still has mounts; not removing it: $(findmnt -rn -o TARGET | grep -F "$dir/" | tr '\n' ' ')"
 		return 1
@@ -574,7 +620,11 @@ tc__remove_dir() {
 # tc_cleanup: stop every container this suite booted and remove its folder.
 # Called by tl_cleanup (TL_CLEANUP_HOOKS).
 tc_cleanup() {
-	local dir start stopped
+	local dir start stopped fd
+	# Every container is told to power off first, so they stop side by side.
+	for dir in "${TC_DIRS[@]}"; do
+		tc__poweroff "$dir"
+	done
 	for dir in "${TC_DIRS[@]}"; do
 		start=$(tc__now)
 		tc__stop_container "$dir"
@@ -587,6 +637,10 @@ tc_cleanup() {
 		fi
 		tl_log "container ${dir##*/}: stopped in ${stopped}s, cleaned up in $(tc__elapsed "$start")s"
 	done
+	for fd in "${TC_OVERLAY_LOCK_FDS[@]}"; do
+		exec {fd}>&-
+	done
+	TC_OVERLAY_LOCK_FDS=()
 	TC_DIRS=()
 	TC_DIR=
 	TC_ROOT=
