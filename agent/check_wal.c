@@ -34,26 +34,21 @@ struct wal_figures {
 	double lsn, max_wal, timeout_s, target, timed, req;
 };
 
-/* The WAL a checkpoint cycle needs at RATE bytes per second, as a percent of max_wal_size. */
-static double cycle_fill_pct(const struct wal_figures *w, double rate)
-{
-	return w->max_wal > 0 ? 100.0 * rate * w->timeout_s * (1.0 + w->target) / w->max_wal : 0.0;
-}
-
 static void wal_samples(struct check_result *r, const struct wal_figures *w)
 {
 	sample_add(r, "wal_position_bytes", "WAL written since the cluster was created (pg_current_wal_lsn).", w->lsn);
 	sample_add(r, "max_wal_size_bytes", "max_wal_size: the WAL between checkpoints before one is forced.",
 		   w->max_wal);
-	sample_add(r, "checkpoints_timed", "Checkpoints started by checkpoint_timeout since the statistics were reset (a counter).", w->timed);
+	sample_add(r, "checkpoints_timed", "Checkpoints started by checkpoint_timeout since the statistics were reset "
+		   "(a counter).", w->timed);
 	sample_add(r, "checkpoints_requested", "Checkpoints requested (a counter): by WAL volume, a CHECKPOINT command or "
 		   "a backup's start.", w->req);
 }
 
-/* A counter's change since the reference sample, as text: "unknown" without one or after a reset. */
+/* A counter's change since the reference sample, as text: "unknown" without one (or after a reset). */
 static void counter_since(char *buf, size_t n, double now_v, const struct rate_sample *ref)
 {
-	if (ref == NULL || (double)ref->bytes > now_v)
+	if (ref == NULL)
 		snprintf(buf, n, "unknown");
 	else
 		snprintf(buf, n, "%.0f", now_v - (double)ref->bytes);
@@ -64,8 +59,8 @@ static void wal_judge(struct probe *p, struct check_result *r, const struct wal_
 		      long long span, const char *timed_since, const char *req_since)
 {
 	const struct check_thresholds *t = &p->cfg->checks;
-	double fill = cycle_fill_pct(w, rate);
-	double need = rate * w->timeout_s * (1.0 + w->target);
+	double need = rate * w->timeout_s * (1.0 + w->target);	/* the WAL of one checkpoint cycle */
+	double fill = w->max_wal > 0 ? 100.0 * need / w->max_wal : 0.0;
 	enum check_status st = level_high(fill, t->wal_fill_warn_pct, t->wal_fill_crit_pct);
 	char rate_s[32], need_s[32], max_s[32], cycle_s[24];
 
@@ -107,7 +102,7 @@ static void wal_rate(struct probe *p, struct check_result *r, const struct wal_f
 			ref[i] = NULL;
 		}
 	}
-	if (ref[0] != NULL && now > ref[0]->at) {
+	if (ref[0] != NULL) {	/* at least RATE_MIN_AGE_S old */
 		char timed_s[24], req_s[24];
 		long long span = now - ref[0]->at;
 

@@ -159,7 +159,8 @@ work_mem_mb=$(clamp $(((mem_mb - shared_buffers_mb) / (max_connections * 4))) 4 
 # quarter recycled.
 checkpoint_timeout_s=900
 [ "${wal_rate_kb:-0}" -gt 0 ] || wal_rate_kb=$((512 * cores))
-max_wal_size_mb=$(clamp $(((wal_rate_kb * checkpoint_timeout_s * 19 / 10 * 10 / 8 + 1023) / 1024)) 1024 65536)
+# x 1.9 / 0.8 = x 19 / 8, in kB, rounded up to MB
+max_wal_size_mb=$(clamp $(((wal_rate_kb * checkpoint_timeout_s * 19 / 8 + 1023) / 1024)) 1024 65536)
 min_wal_size_mb=$((max_wal_size_mb / 4))
 # Workers: one process per core for parallel queries; autovacuum gets at least
 # the default 3 workers, up to one per core (6 at most).
