@@ -15,8 +15,10 @@
 // whose "messages" channel is a JSON value of BYTES). The values are message
 // lists of English-like text, so that compression does what it does for real
 // payloads. The password comes from $PGPASSFILE (node-postgres reads it).
-// Prints one JSON object: steps, seconds, steps per second, and per operation
-// the count, p50 and p99 in milliseconds. Exit 0, 1 on a failed operation,
+// Prints one JSON object: steps, seconds, steps per second, the client's own
+// CPU seconds over the steps (user + system: near "seconds", this single
+// Node.js thread is what limits the run), and per operation the count, p50
+// and p99 in milliseconds. Exit 0, 1 on a failed operation,
 // 64 on a usage error.
 'use strict';
 
@@ -134,6 +136,7 @@ async function main() {
   const clients = await Promise.all(Array.from({ length: opts.writers }, () => pool.connect()));
   clients.forEach((c) => c.release());
   const started = Date.now();
+  const cpu0 = process.cpuUsage();
   const deadline = started + opts.seconds * 1000;
   let steps = 0;
   try {
@@ -144,7 +147,11 @@ async function main() {
     await pool.end();
   }
   const seconds = (Date.now() - started) / 1000;
-  const out = { label: opts.label, writers: opts.writers, payload: opts.payload, steps, seconds, steps_per_second: steps / seconds };
+  const cpu = process.cpuUsage(cpu0);
+  const out = {
+    label: opts.label, writers: opts.writers, payload: opts.payload, steps, seconds,
+    steps_per_second: steps / seconds, client_cpu_s: (cpu.user + cpu.system) / 1e6,
+  };
   for (const [op, list] of Object.entries(lat)) {
     list.sort((a, b) => a - b);
     out[op] = { count: list.length, p50_ms: percentile(list, 50), p99_ms: percentile(list, 99) };

@@ -20,17 +20,24 @@
 # English-like text). For each cluster and size it reports: steps per second,
 # p50 and p99 of each operation, bytes on disk per checkpoint (the three
 # tables with TOAST and indexes, over the checkpoints written), WAL bytes per
-# checkpoint, and the checkpoints forced by WAL volume (checkpoints_req).
-# Rounds alternate the order of the clusters, so that the machine's noise
-# (other work on its 2 cores) falls on both.
+# checkpoint, the checkpoints forced by WAL volume (checkpoints_req), and
+# where the CPU went: the client's (one Node.js thread) and the server
+# backends' CPU seconds per second of the run. A client near 1.0 is the
+# bottleneck, and no server setting can make that run faster.
+# Before the rounds, a short unmeasured run warms each cluster and the
+# client; rounds alternate the order of the clusters, so that the machine's
+# noise (other work on its 2 cores) falls on both.
 #
 #   bench/workload-bench.sh [ROUNDS]          (default 2)
 #
 # Environment: CPA_BENCH_WRITERS (default CPA_POOL_SIZE of defaults.env),
 # CPA_BENCH_SIZES (bytes, default "1024 102400 20971520"), CPA_BENCH_SECONDS
 # (per size and cluster, default 20), CPA_BENCH_MAX_STEPS_LARGE (steps per
-# writer for payloads of 1 MB and more, default 3), TL_AGENT (the agent, for
-# the schema; build it with make).
+# writer for payloads of 1 MB and more, default 1: a writer's first step is a
+# getTuple of nothing and a put of 20 MB; from the second on, getTuple reads
+# the 20 MB values and the step adds a putWrites, and the JS client then spent
+# about 15 s of its single thread's CPU per step, 5 minutes per cluster with
+# 20 writers), TL_AGENT (the agent, for the schema; build it with make).
 # A measurement for the README, not a test: it prints figures and never
 # fails on them. Exit codes: 0 ran, 1 could not run (cluster, npm, agent).
 set -euo pipefail
@@ -45,7 +52,7 @@ ROUNDS=${1:-2}
 WRITERS=${CPA_BENCH_WRITERS:-$(sed -n 's/^CPA_POOL_SIZE=//p' "$ROOT/provision/defaults.env")}
 SIZES=${CPA_BENCH_SIZES:-1024 102400 20971520}
 BENCH_SECONDS=${CPA_BENCH_SECONDS:-20}
-MAX_STEPS_LARGE=${CPA_BENCH_MAX_STEPS_LARGE:-3}
+MAX_STEPS_LARGE=${CPA_BENCH_MAX_STEPS_LARGE:-1}
 CLIENT=$ROOT/bench/workload-bench.cjs
 RESULTS=
 
@@ -124,13 +131,27 @@ tuning_file() {
 	cpa_render "$ROOT/provision/templates/postgresql-tuning.conf.j2" "${values[@]}"
 }
 
+# backend_cpu_ticks NAME: the CPU time (clock ticks) of cluster NAME's
+# backends that have exited: the postmaster reaps them, and the kernel adds
+# their time to its children's (cutime + cstime, fields 16 and 17).
+backend_cpu_ticks() {
+	local dir=${1}_DIR pid
+	pid=$(head -n 1 "${!dir}/data/postmaster.pid")
+	awk '{ print $16 + $17 }' "/proc/$pid/stat"
+}
+
+# run_client NAME SIZE SECONDS MAX_STEPS LABEL: the JS client against NAME; prints its JSON.
+run_client() {
+	local dir=${1}_DIR port=${1}_PORT
+	PGPASSFILE="${!dir}/pgpass" NODE_PATH=$NODE_PATH "$JS_NODE" --no-deprecation "$CLIENT" \
+		--uri "postgresql://$TL_APP_ROLE@127.0.0.1:${!port}/$TL_APP_DB?sslmode=disable" \
+		--writers "$WRITERS" --payload "$2" --seconds "$3" --max-steps "$4" --label "$5"
+}
+
 # measure NAME SIZE ROUND: one run of the workload; appends a result line.
 measure() {
-	local name=$1 size=$2 round=$3 dir port json lsn_before lsn_after req_before req_after seconds max_steps stats
-	dir=${name}_DIR
-	dir=${!dir}
-	port=${name}_PORT
-	port=${!port}
+	local name=$1 size=$2 round=$3 json lsn_before lsn_after req_before req_after seconds max_steps stats
+	local cpu_before cpu_after
 	psql_as_super "$name" "$TL_APP_DB" -c "TRUNCATE checkpoints, checkpoint_blobs, checkpoint_writes; CHECKPOINT" >/dev/null
 	psql_as_super "$name" "$TL_APP_DB" -c "VACUUM checkpoints, checkpoint_blobs, checkpoint_writes" >/dev/null
 	lsn_before=$(psql_as_super "$name" postgres -c "SELECT pg_current_wal_lsn()")
@@ -141,16 +162,20 @@ measure() {
 		max_steps=$MAX_STEPS_LARGE
 		seconds=600
 	fi
-	json=$(PGPASSFILE="$dir/pgpass" NODE_PATH=$NODE_PATH "$JS_NODE" --no-deprecation "$CLIENT" \
-		--uri "postgresql://$TL_APP_ROLE@127.0.0.1:$port/$TL_APP_DB?sslmode=disable" \
-		--writers "$WRITERS" --payload "$size" --seconds "$seconds" --max-steps "$max_steps" --label "$name-$round") ||
+	# The previous run's dirty pages are written out now, not during this one's commits.
+	sync
+	cpu_before=$(backend_cpu_ticks "$name")
+	json=$(run_client "$name" "$size" "$seconds" "$max_steps" "$name-$round") ||
 		fail "the workload failed on $name (payload $size)"
 	lsn_after=$(psql_as_super "$name" postgres -c "SELECT pg_current_wal_lsn()")
+	cpu_after=$(backend_cpu_ticks "$name")
 	req_after=$(psql_as_super "$name" postgres -c "SELECT checkpoints_req FROM pg_stat_bgwriter")
 	stats=$(psql_as_super "$name" "$TL_APP_DB" -F ' ' -c "SELECT (SELECT count(*) FROM checkpoints),
 		pg_total_relation_size('checkpoints') + pg_total_relation_size('checkpoint_blobs') + pg_total_relation_size('checkpoint_writes'),
 		pg_wal_lsn_diff('$lsn_after', '$lsn_before')")
-	printf '%s %s %s %s %s %s\n' "$round" "$size" "$name" "$stats" "$((req_after - req_before))" "$json" >>"$RESULTS"
+	printf '%s %s %s %s %s %s %s\n' "$round" "$size" "$name" "$stats" "$((req_after - req_before))" \
+		"$(awk -v t="$((cpu_after - cpu_before))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }')" \
+		"$json" >>"$RESULTS"
 	printf '  round %s, %s, payload %s: %s\n' "$round" "$name" "$(human "$size")" "$json" >&2
 }
 
@@ -164,23 +189,24 @@ report() {
 		import json, sys, statistics
 		rows = {}
 		for line in open(sys.argv[1]):
-		    rnd, size, name, cps, disk, wal, req, js = line.split(" ", 7)
+		    rnd, size, name, cps, disk, wal, req, server_cpu, js = line.split(" ", 8)
 		    d = json.loads(js)
-		    d.update(checkpoints=int(cps), disk=int(disk), wal=float(wal), req=int(req))
+		    d.update(checkpoints=int(cps), disk=int(disk), wal=float(wal), req=int(req), server_cpu=float(server_cpu))
 		    rows.setdefault((int(size), name), []).append(d)
 		def human(b):
 		    return "%.3g MB" % (b / 1048576) if b >= 1048576 else "%.3g KB" % (b / 1024)
-		print("%-7s %-9s %9s %-28s %-28s %-28s %10s %10s %5s" % ("payload", "cluster", "steps/s", "getTuple p50/p99 ms",
-		      "putWrites p50/p99 ms", "put p50/p99 ms", "disk/ckpt", "WAL/ckpt", "req"))
+		print("%-7s %-9s %9s %-28s %-28s %-28s %10s %10s %5s %11s" % ("payload", "cluster", "steps/s", "getTuple p50/p99 ms",
+		      "putWrites p50/p99 ms", "put p50/p99 ms", "disk/ckpt", "WAL/ckpt", "req", "CPU cl/srv"))
 		for size in sorted({k[0] for k in rows}):
 		    med = {}
 		    for name in ("defaults", "tuned"):
 		        for d in rows.get((size, name), []):
 		            def pp(op):
 		                return "%s / %s" % (d[op]["p50_ms"], d[op]["p99_ms"])
-		            print("%-7s %-9s %9.2f %-28s %-28s %-28s %10s %10s %5d" % (human(size), name, d["steps_per_second"],
-		                  pp("get_tuple"), pp("put_writes"), pp("put"), human(d["disk"] / max(1, d["checkpoints"])),
-		                  human(d["wal"] / max(1, d["checkpoints"])), d["req"]))
+		            print("%-7s %-9s %9.2f %-28s %-28s %-28s %10s %10s %5d %5.2f/%5.2f" % (human(size), name,
+		                  d["steps_per_second"], pp("get_tuple"), pp("put_writes"), pp("put"),
+		                  human(d["disk"] / max(1, d["checkpoints"])), human(d["wal"] / max(1, d["checkpoints"])), d["req"],
+		                  d["client_cpu_s"] / d["seconds"], d["server_cpu"] / d["seconds"]))
 		        runs = rows.get((size, name), [])
 		        if runs:
 		            med[name] = (statistics.median(r["steps_per_second"] for r in runs),
@@ -209,6 +235,9 @@ main() {
 	echo "workload-bench: $WRITERS writers; payloads $SIZES; $ROUNDS rounds; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 	grep -E '^(mem_mb|cores|shared_buffers|max_wal_size|max_connections|work_mem)=' <(
 		"$ROOT/provision/tune-values.sh" --pool-size "$WRITERS" --instances 1) | paste -sd ' ' | sed 's/^/  tuned for: /' >&2
+	for name in defaults tuned; do
+		run_client "$name" 1024 3 0 "$name-warmup" >/dev/null || fail "the warm-up run failed on $name"
+	done
 	for ((round = 1; round <= ROUNDS; round++)); do
 		for size in $SIZES; do
 			if [ $((round % 2)) = 1 ]; then order="defaults tuned"; else order="tuned defaults"; fi

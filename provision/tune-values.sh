@@ -10,7 +10,7 @@
 #
 # Without options it reads the machine and the pool settings of defaults.env
 # (or CPA_POOL_SIZE / CPA_POOL_INSTANCES). --wal-rate-kb is the peak rate of
-# WAL the workload writes, in kB per second (CPA_WAL_RATE_KB; 0 or unset: 512
+# WAL the workload writes, in kB per second (CPA_WAL_RATE_KB; 0 or unset: 1280
 # per core); max_wal_size is sized from it, not from the memory. The memory is the smaller of
 # /proc/meminfo's MemTotal and the memory limit of this process's cgroup
 # (cgroup v2 memory.max, or v1 memory.limit_in_bytes, up the hierarchy): in
@@ -153,12 +153,13 @@ work_mem_mb=$(clamp $(((mem_mb - shared_buffers_mb) / (max_connections * 4))) 4 
 # passes max_wal_size / (1 + checkpoint_completion_target). So that the peak
 # rate of WAL never does, a cycle of checkpoint_timeout (900 s) x 1.9 at that
 # rate fills 80% of max_wal_size (the agent's `wal` check warns above that).
-# The rate: --wal-rate-kb, else 512 kB/s per core: the LangGraph workload
-# (bench/workload-bench.sh, 20 writers) made the tuned 2-core server write
-# at most about 170 kB/s per core, so 3x that. 1-64 GB; min_wal_size keeps a
-# quarter recycled.
+# The rate: --wal-rate-kb, else 1280 kB/s per core: the LangGraph workload
+# with 1 KB payloads (bench/workload-bench.sh, 20 writers), which keeps a
+# 2-core server's CPU busy, wrote up to 2224 kB/s there, 1112 kB/s per core;
+# 15% more, so that this peak fills 70% of max_wal_size, under the `wal`
+# check's 80%. 1-64 GB; min_wal_size keeps a quarter recycled.
 checkpoint_timeout_s=900
-[ "${wal_rate_kb:-0}" -gt 0 ] || wal_rate_kb=$((512 * cores))
+[ "${wal_rate_kb:-0}" -gt 0 ] || wal_rate_kb=$((1280 * cores))
 # x 1.9 / 0.8 = x 19 / 8, in kB, rounded up to MB
 max_wal_size_mb=$(clamp $(((wal_rate_kb * checkpoint_timeout_s * 19 / 8 + 1023) / 1024)) 1024 65536)
 min_wal_size_mb=$((max_wal_size_mb / 4))

@@ -22,8 +22,8 @@ test_01_a_4_gb_2_core_server_with_one_pool_of_20() {
 	assertEquals "three quarters" 3072MB "$(value effective_cache_size <<<"$out")"
 	assertEquals "1/16" 256MB "$(value maintenance_work_mem <<<"$out")"
 	assertEquals "(4096-1024)/(35*4) = 21" 21MB "$(value work_mem <<<"$out")"
-	assertEquals "512 kB/s per core: 1024 kB/s x 900 s x 1.9 / 0.8 = 2137.5 MB" 2138MB "$(value max_wal_size <<<"$out")"
-	assertEquals 534MB "$(value min_wal_size <<<"$out")"
+	assertEquals "1280 kB/s per core: 2560 kB/s x 900 s x 1.9 / 0.8 = 5343.75 MB" 5344MB "$(value max_wal_size <<<"$out")"
+	assertEquals 1336MB "$(value min_wal_size <<<"$out")"
 	assertEquals 1 "$(value max_parallel_workers_per_gather <<<"$out")"
 	assertEquals 3 "$(value autovacuum_max_workers <<<"$out")"
 	assertEquals lz4 "$(value default_toast_compression <<<"$out")"
@@ -46,7 +46,7 @@ test_03_large_machines_hit_the_caps() {
 	assertEquals 16384MB "$(value shared_buffers <<<"$out")"
 	assertEquals 2048MB "$(value maintenance_work_mem <<<"$out")"
 	assertEquals 64MB "$(value work_mem <<<"$out")"
-	assertEquals "64 cores x 512 kB/s would need 68400 MB: capped at 64 GB" 65536MB "$(value max_wal_size <<<"$out")"
+	assertEquals "64 cores x 1280 kB/s would need 171000 MB: capped at 64 GB" 65536MB "$(value max_wal_size <<<"$out")"
 	assertEquals 6 "$(value autovacuum_max_workers <<<"$out")"
 	assertEquals 4 "$(value max_parallel_workers_per_gather <<<"$out")"
 }
@@ -61,8 +61,8 @@ test_03b_max_wal_size_follows_the_wal_rate_not_the_memory() {
 	small=$("$TV" --mem-kb 1048576 --cores 2 --pool-size 20 --instances 1 | value max_wal_size)
 	big=$("$TV" --mem-kb $((64 * 1024 * 1024)) --cores 2 --pool-size 20 --instances 1 | value max_wal_size)
 	assertEquals "the memory does not change it" "$small" "$big"
-	out=$(CPA_WAL_RATE_KB=2048 "$TV" --mem-kb 4194304 --cores 2 --pool-size 20 --instances 1)
-	assertEquals "CPA_WAL_RATE_KB" 4275MB "$(value max_wal_size <<<"$out")"
+	out=$(CPA_WAL_RATE_KB=3072 "$TV" --mem-kb 4194304 --cores 2 --pool-size 20 --instances 1)
+	assertEquals "CPA_WAL_RATE_KB" 6413MB "$(value max_wal_size <<<"$out")"
 }
 
 test_04_without_options_it_reads_the_machine() {
