@@ -166,7 +166,7 @@ test_01_watchdog_fed_during_a_blocked_build_then_sigterm_stops_it() {
 }
 
 test_02_ten_postgresql_restarts() {
-	local i mode accepted healthy worst=0 all="" t0 t1 gap n
+	local i mode starting accepted healthy worst=0 early=0 all="" t0 t1 gap n
 	start_listener restarts
 	start_agent 10000
 	wait_message '^READY=1$' 60 >/dev/null || fail "not ready: $(tail -n 5 "$dir/agent.log")"
@@ -176,22 +176,27 @@ test_02_ten_postgresql_restarts() {
 		[ $((i % 2)) = 0 ] && mode=immediate
 		runuser -u postgres -- "$TL_PGBIN/pg_ctl" -D "$TL_PGDATA" -m "$mode" -w stop >/dev/null 2>&1
 		sleep 0.5
+		# The agent may be healthy again before pg_ctl has seen the server
+		# accept (it polls): its report counts from the start, and a
+		# recovery before pg_ctl returned is 0 ms after accepting.
+		starting=$(now_ms)
 		tl_pg_restart || fail "PostgreSQL did not start again"
 		accepted=$(now_ms)
 		healthy=
 		while [ -z "$healthy" ] && [ $(( $(now_ms) - accepted )) -lt 15000 ]; do
-			healthy=$(awk -v a="$accepted" '$1 >= a && ($2 ~ /^STATUS=recovered/ || $2 ~ /^STATUS=OK/) { print $1; exit }' \
+			healthy=$(awk -v a="$starting" '$1 >= a && ($2 ~ /^STATUS=recovered/ || $2 ~ /^STATUS=OK/) { print $1; exit }' \
 				"$NOTIFY_LOG")
 			[ -n "$healthy" ] || sleep 0.1
 		done
 		kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent died at restart $i"
 		[ -n "$healthy" ] || healthy=$((accepted + 99999))
+		[ "$healthy" -ge "$accepted" ] || { early=$((early + 1)); healthy=$accepted; }
 		all="$all $((healthy - accepted))"
 		[ $((healthy - accepted)) -gt "$worst" ] && worst=$((healthy - accepted))
 	done
 	t1=$(now_ms)
 	read -r gap n <<<"$(max_watchdog_gap "$t0" "$t1")"
-	tl_log "10 restarts (fast/immediate): healthy again after accept in ms:$all (worst $worst); $n WATCHDOG=1, largest gap $gap ms"
+	tl_log "10 restarts (fast/immediate): healthy again after accept in ms:$all (worst $worst; $early before pg_ctl saw it accept); $n WATCHDOG=1, largest gap $gap ms"
 	kill -0 "$AGENT_PID"
 	assertTrue "the agent is alive after 10 restarts" $?
 	assertTrue "healthy within 5 s of accepting, each time (ms:$all)" "[ $worst -le 5000 ]"
