@@ -314,7 +314,7 @@ defaults from provision/defaults.env):
   --pool-size N           application pool size [CPA_POOL_SIZE=$CPA_POOL_SIZE]
   --pool-instances N      application instances [CPA_POOL_INSTANCES=$CPA_POOL_INSTANCES]
   --wal-rate KB           peak WAL the workload writes, kB per second, which
-                          sizes max_wal_size; 0: 512 per core (the agent's
+                          sizes max_wal_size; 0: 1280 per core (the agent's
                           wal check measures it) [CPA_WAL_RATE_KB=$CPA_WAL_RATE_KB]
   --app-group NAME        group the application runs as [CPA_APP_GROUP=$CPA_APP_GROUP]
   --config-dir DIR        [CPA_CONFIG_DIR=$CPA_CONFIG_DIR]
