@@ -222,4 +222,19 @@ test_12_no_free_slot_is_critical_where_pg_isready_says_ok() {
 	assertEquals "out: $TL_OUT" CRITICAL "$(status_of connect)"
 }
 
+# Without pg_read_all_stats the agent's role sees another role's session but
+# not its state: the session checks say how many they could not judge, and
+# name the grant that fixes it, instead of reporting them as fine.
+test_13_sessions_of_other_roles_it_cannot_see_are_counted_and_named() {
+	assertEquals "the role is no pg_read_all_stats member" f \
+		"$(tl_sql "SELECT pg_has_role('$TL_APP_ROLE', 'pg_read_all_stats', 'MEMBER')")"
+	hold_session super "BEGIN; SELECT txid_current();"
+	wait_for_sql "SELECT count(*) = 1 FROM pg_stat_activity WHERE usename = 'postgres' AND state = 'idle in transaction'"
+	check_with "idle_in_transaction_warn = 1; idle_in_transaction_crit = 3600;"
+	assertEquals "out: $TL_OUT" OK "$(status_of idle_in_transaction)"
+	assertContains "$TL_OUT" "idle_in_transaction: no session is idle in a transaction; 1 session of other roles not visible (grant pg_monitor to the agent's role to see them)"
+	assertContains "$TL_OUT" "long_transactions: no other session has a transaction open; 1 session of other roles not visible"
+	assertContains "counted by its role" "$TL_OUT" "postgres/"
+}
+
 tl_run
