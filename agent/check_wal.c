@@ -39,9 +39,9 @@ static void wal_samples(struct check_result *r, const struct wal_figures *w)
 	sample_add(r, "wal_position_bytes", "WAL written since the cluster was created (pg_current_wal_lsn).", w->lsn);
 	sample_add(r, "max_wal_size_bytes", "max_wal_size: the WAL between checkpoints before one is forced.",
 		   w->max_wal);
-	sample_add(r, "checkpoints_timed", "Checkpoints started by checkpoint_timeout since the statistics were reset "
-		   "(a counter).", w->timed);
-	sample_add(r, "checkpoints_requested", "Checkpoints requested (a counter): by WAL volume, a CHECKPOINT command or "
+	sample_add(r, "checkpoints_timed_total", "Checkpoints started by checkpoint_timeout since the statistics were "
+		   "reset.", w->timed);
+	sample_add(r, "checkpoints_requested_total", "Checkpoints requested: by WAL volume, a CHECKPOINT command or "
 		   "a backup's start.", w->req);
 }
 

@@ -97,15 +97,33 @@ static void add_perf_number(struct strbuf *out, double v)
 		sb_printf(out, "%.6g", v);
 }
 
+/* Does METRIC end in SUFFIX (after at least one character)? */
+static bool ends_with(const char *metric, const char *suffix)
+{
+	size_t n = strlen(metric), k = strlen(suffix);
+
+	return n > k && strcmp(metric + n - k, suffix) == 0;
+}
+
+/*
+ * A metric's unit follows from its name, as Prometheus names them: _seconds,
+ * _bytes, and _total for a counter, which only grows until the server's
+ * statistics are reset ("c", a continuous counter, in Nagios perfdata).
+ */
 static const char *perf_unit(const char *metric)
 {
-	size_t n = strlen(metric);
-
-	if (n > 8 && strcmp(metric + n - 8, "_seconds") == 0)
+	if (ends_with(metric, "_seconds"))
 		return "s";
-	if (n > 6 && strcmp(metric + n - 6, "_bytes") == 0)
+	if (ends_with(metric, "_bytes"))
 		return "B";
+	if (ends_with(metric, "_total"))
+		return "c";
 	return "";
+}
+
+static const char *metric_type(const char *metric)
+{
+	return ends_with(metric, "_total") ? "counter" : "gauge";
 }
 
 /* One perfdata item: 'label'=value[unit];[warn];[crit];[min];[max] (Nagios plugin guidelines). */
@@ -322,7 +340,7 @@ static void add_metric_family(const struct check_report *rep, size_t i, size_t j
 	const struct check_sample *first = &rep->results[i].samples[j];
 
 	sb_printf(out, "# HELP " METRIC_PREFIX "%s %s\n", first->metric, first->help);
-	sb_printf(out, "# TYPE " METRIC_PREFIX "%s gauge\n", first->metric);
+	sb_printf(out, "# TYPE " METRIC_PREFIX "%s %s\n", first->metric, metric_type(first->metric));
 	for (size_t a = i; a < rep->n; a++) {
 		const struct check_result *r = &rep->results[a];
 

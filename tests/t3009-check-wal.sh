@@ -123,7 +123,7 @@ test_04_a_checkpoint_command_is_counted_as_requested() {
 	wal
 	assertContains "$WAL" "checkpoints since: 0 timed, 1 requested"
 	assertTrue "counter in perfdata: $TL_OUT" \
-		"printf '%s' \"\$TL_OUT\" | grep -Eq 'checkpoints_requested=[1-9]'"
+		"printf '%s' \"\$TL_OUT\" | grep -Eq 'checkpoints_requested_total=[1-9][0-9]*c'"
 }
 
 test_05_a_position_that_went_back_starts_again_instead_of_a_negative_rate() {
@@ -155,7 +155,10 @@ test_07_prometheus_output_is_valid_and_carries_the_figures() {
 	prom=$TL_OUT
 	assertContains "$prom" "checkpoint_agent_wal_bytes_per_second "
 	assertContains "$prom" "checkpoint_agent_wal_cycle_bytes "
-	assertContains "$prom" "checkpoint_agent_checkpoints_requested "
+	assertContains "$prom" "# TYPE checkpoint_agent_checkpoints_requested_total counter"
+	assertContains "$prom" "# TYPE checkpoint_agent_checkpoints_timed_total counter"
+	assertContains "$prom" "checkpoint_agent_checkpoints_requested_total "
+	assertContains "a gauge stays a gauge" "$prom" "# TYPE checkpoint_agent_wal_position_bytes gauge"
 	if command -v promtool >/dev/null; then
 		assertTrue "promtool: $prom" "printf '%s\n' \"\$prom\" | promtool check metrics >/dev/null 2>&1 ||
 			printf '%s\n' \"\$prom\" | promtool check metrics 2>&1 | grep -qv error"
