@@ -120,7 +120,7 @@ test_05_text_is_a_nagios_plugins_output() {
 	first=$(printf '%s\n' "$TL_OUT" | head -n 1)
 	assertTrue "first line: STATUS - summary | perfdata: $first" \
 		"printf '%s\n' \"\$first\" | grep -Eq '^OK - 15 checks OK \| [^|]+$'"
-	bad=$(perfdata | grep -Ev "^('[^'=]+'|[^' =]+)=-?[0-9.]+(e[-+]?[0-9]+)?(s|B)?(;[-0-9.e+]*:?){0,4}$")
+	bad=$(perfdata | grep -Ev "^('[^'=]+'|[^' =]+)=-?[0-9.]+(e[-+]?[0-9]+)?(s|B|c)?(;[-0-9.e+]*:?){0,4}$")
 	assertEquals "malformed perfdata items" "" "$bad"
 	assertTrue "connect time in seconds with its thresholds: $(perfdata | grep connect_seconds)" \
 		"perfdata | grep -Eq '^connect_seconds=[0-9.e-]+s;1;4$'"
