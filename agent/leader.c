@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* pg_stat_wal_receiver is this function's row where pid is set; the view costs a fresh backend more. */
 const char leader_node_state_sql[] =
 	"SELECT pg_is_in_recovery(), coalesce(w.status, CASE WHEN w.pid IS NULL THEN 'stopped' ELSE 'hidden' END), "
 	"CASE WHEN pg_is_in_recovery() THEN coalesce(pg_wal_lsn_diff(GREATEST(pg_last_wal_receive_lsn(), "
@@ -21,7 +22,8 @@ const char leader_node_state_sql[] =
 	"pg_last_xact_replay_timestamp()), 0) END, "
 	"CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, "
 	"coalesce(w.sender_host || ':' || w.sender_port, '') "
-	"FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS w ON true";
+	"FROM (SELECT 1) AS one LEFT JOIN "
+	"(SELECT * FROM pg_stat_get_wal_receiver() WHERE pid IS NOT NULL) AS w ON true";
 
 char *leader_address(PGconn *conn)
 {

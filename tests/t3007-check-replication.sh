@@ -109,6 +109,20 @@ test_05_on_a_standby_node_the_check_reports_streaming_and_replay_lag() {
 	assertEquals "streaming" "checkpoint_agent_replication_streaming 1" "$(metric 'replication_streaming ')"
 }
 
+# Without pg_read_all_stats the leader's functions hide each sender's state:
+# the check says so, and what to grant, instead of calling it healthy.
+test_05b_a_role_that_cannot_see_the_standbys_state_is_told_what_to_grant() {
+	conf "$dir/a.conf" "$TL_DB_URI"
+	tl_sql "REVOKE pg_read_all_stats FROM $TL_APP_ROLE" >/dev/null
+	tl_agent -c "$dir/a.conf" check --only replication
+	tl_sql "GRANT pg_read_all_stats TO $TL_APP_ROLE" >/dev/null
+	assertEquals "check exit (out: $TL_OUT)" 3 "$TL_RC"
+	assertContains "$(replication_line)" \
+		"UNKNOWN  replication: pg_stat_replication hides the standbys' state from $TL_APP_ROLE; grant it pg_read_all_stats"
+	tl_agent -c "$dir/a.conf" check --only replication
+	assertEquals "with the grant back (out: $TL_OUT)" 0 "$TL_RC"
+}
+
 test_06_paused_replay_is_a_warning_and_its_lag_grows() {
 	local bytes
 	# Asynchronous for this test: with replay paused a synchronous standby
